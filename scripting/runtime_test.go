@@ -1,0 +1,169 @@
+package scripting
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+const accountSrc = `
+function init(actor) { return { id: actor, balance: 0 }; }
+function reduce(state, event) {
+  switch (event.type) {
+  case "Deposited": state.balance += event.data.amount; break;
+  case "Withdrawn": state.balance -= event.data.amount; break;
+  }
+  return state;
+}
+`
+
+const cartSrc = `
+var handlers = {
+  $init: function (actor) { return { items: {}, n: 0 }; },
+  ItemAdded: function (s, e) { s.items[e.data.sku] = (s.items[e.data.sku] || 0) + e.data.qty; s.n++; return s; },
+  ItemRemoved: function (s, e) { delete s.items[e.data.sku]; s.n++; return s; },
+};
+`
+
+func TestFoldForms(t *testing.T) {
+	rt := NewRuntime(Limits{})
+	acc := mustCompile(t, "account.js", accountSrc)
+	cart := mustCompile(t, "cart.js", cartSrc)
+
+	events := evs("account.1", "Deposited", `{"amount":10}`, "Withdrawn", `{"amount":3}`, "Other", `{}`)
+	got, err := fold(t, rt, acc, "account.1", "", events)
+	require_NoError(t, err)
+	require_Equal(t, got, `{"id":"account.1","balance":7}`)
+
+	// From a base state, as a capture after a snapshot does.
+	got, err = fold(t, rt, acc, "account.1", `{"id":"account.1","balance":100}`, events[1:])
+	require_NoError(t, err)
+	require_Equal(t, got, `{"id":"account.1","balance":97}`)
+
+	events = evs("cart.7", "ItemAdded", `{"sku":"a","qty":2}`, "Unknown", `{}`, "ItemAdded", `{"sku":"b","qty":1}`, "ItemRemoved", `{"sku":"a"}`, "constructor", `{}`)
+	got, err = fold(t, rt, cart, "cart.7", "", events)
+	require_NoError(t, err)
+	require_Equal(t, got, `{"items":{"b":1},"n":3}`)
+}
+
+func TestFoldDefaultsAndAny(t *testing.T) {
+	rt := NewRuntime(Limits{})
+	s := mustCompile(t, "x.js", `function reduce(s, e) { s[e.type] = e.data; return s; }`)
+	got, err := fold(t, rt, s, "x.1", "", evs("x.1", "A", `{"k":[1,2.5,"z",null,true]}`, "B", `not json`, "C", ``, "D", `"str"`))
+	require_NoError(t, err)
+	require_Equal(t, got, `{"A":{"k":[1,2.5,"z",null,true]},"B":"not json","C":"","D":"str"}`)
+
+	h := mustCompile(t, "h.js", `var handlers = { A: function (s, e) { s.a = 1; return s; }, $any: function (s, e) { s.any = (s.any || 0) + 1; return s; } };`)
+	got, err = fold(t, rt, h, "h.1", "", evs("h.1", "A", `{}`, "B", `{}`, "", `{}`))
+	require_NoError(t, err)
+	require_Equal(t, got, `{"a":1,"any":2}`)
+}
+
+func TestFoldErrors(t *testing.T) {
+	rt := NewRuntime(Limits{MaxStateBytes: 1000})
+	cases := []struct {
+		name, src string
+		want      string // substring of the error
+		line      int
+		is        error
+	}{
+		{"throw", "function reduce(s, e) {\n  if (e.type === 'Bad') {\n    throw new TypeError('bad event');\n  }\n  return s;\n}", "x.js:3:11: actor x.1, event seq 20 (Bad): TypeError: bad event", 3, nil},
+		{"type error", "function reduce(s, e) {\n  return e.data.missing.field;\n}", "TypeError", 2, nil},
+		{"undefined", "function reduce(s, e) { s.n = 1; }", "reduce returned undefined", 0, nil},
+		{"function state", "function reduce(s, e) { s.f = function () {}; return s; }", `function at key "f"`, 0, ErrNotSerialisable},
+		{"function top", "function reduce(s, e) { return function () {}; }", "not JSON-serialisable", 0, ErrNotSerialisable},
+		{"cycle", "function reduce(s, e) { s.self = s; return s; }", "not JSON-serialisable", 0, ErrNotSerialisable},
+		{"bigint", "function reduce(s, e) { s.n = 10n; return s; }", "BigInt", 0, ErrNotSerialisable},
+		{"too large", "function reduce(s, e) { s.x = 'x'.repeat(2000); return s; }", "2008 bytes, limit 1000", 0, ErrStateTooLarge},
+		{"recursion", "function f(n) { return f(n + 1) + 1; }\nfunction reduce(s, e) { return f(0); }", "maximum call stack", 1, ErrStackOverflow},
+		{"init throws", "function init(a) { null.x; }\nfunction reduce(s, e) { return s; }", "init: TypeError", 1, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := mustCompile(t, "x.js", c.src)
+			_, err := fold(t, rt, s, "x.1", "", evs("x.1", "Good", `{}`, "Bad", `{}`))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			require_Contains(t, err.Error(), c.want)
+			se := asScriptError(t, err)
+			require_Equal(t, se.File, "x.js")
+			require_Equal(t, se.Actor, "x.1")
+			if c.line > 0 {
+				require_Equal(t, se.Line, c.line)
+			}
+			if c.is != nil && !errors.Is(err, c.is) {
+				t.Fatalf("%v is not %v", err, c.is)
+			}
+			// The runtime goes on folding.
+			ok := mustCompile(t, "ok.js", accountSrc)
+			got, err := fold(t, rt, ok, "account.2", "", evs("account.2", "Deposited", `{"amount":5}`))
+			require_NoError(t, err)
+			require_Equal(t, got, `{"id":"account.2","balance":5}`)
+		})
+	}
+}
+
+func TestCompileErrors(t *testing.T) {
+	cases := []struct{ name, src, want string }{
+		{"syntax", "function reduce(s, e) {\n  return s +;\n}", "bad.js:2:"},
+		{"no reducer", "var x = 1;", "neither reduce"},
+		{"reduce not function", "var reduce = 3;", "reduce is not a function"},
+		{"handler not function", "var handlers = { A: 1 };", "handlers.A is not a function"},
+		{"top level throws", "\n\nthrow new Error('boom');", "bad.js:3:"},
+		{"bad revision", "var revision = {}; function reduce(s) { return s; }", "revision must be"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Compile("bad.js", []byte(c.src))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			require_Contains(t, err.Error(), c.want)
+			asScriptError(t, err)
+		})
+	}
+}
+
+func TestIdentity(t *testing.T) {
+	s := mustCompile(t, "dir/account.js", accountSrc)
+	require_Equal(t, s.Type, "account")
+	require_Equal(t, len(s.Identity), 16)
+	require_Equal(t, s.Reducer(), "account@"+s.Identity)
+	r := mustCompile(t, "account.js", `var revision = 3; `+accountSrc)
+	require_Equal(t, r.Reducer(), "account@r3")
+	r = mustCompile(t, "account.js", `const revision = "2024-06"; `+accountSrc)
+	require_Equal(t, r.Identity, "r2024-06")
+}
+
+func TestTimeout(t *testing.T) {
+	const timeout = 200 * time.Millisecond
+	rt := NewRuntime(Limits{Timeout: timeout})
+	loop := mustCompile(t, "loop.js", "function reduce(s, e) {\n  if (e.type === 'Loop') { for (;;) {} }\n  return s;\n}")
+	start := time.Now()
+	_, err := fold(t, rt, loop, "loop.1", "", evs("loop.1", "A", `{}`, "Loop", `{}`))
+	if el := time.Since(start); el > timeout+250*time.Millisecond {
+		t.Fatalf("fold returned after %s", el)
+	}
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("error %v is not ErrTimeout", err)
+	}
+	se := asScriptError(t, err)
+	require_Equal(t, se.Line, 2)
+	require_Equal(t, se.Seq, 20)
+
+	// The same runtime folds the next actor.
+	acc := mustCompile(t, "account.js", accountSrc)
+	got, err := fold(t, rt, acc, "account.9", "", evs("account.9", "Deposited", `{"amount":1}`))
+	require_NoError(t, err)
+	require_Equal(t, got, `{"id":"account.9","balance":1}`)
+
+	// A cancelled ctx is reported as such, not as a timeout.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = rt.Fold(ctx, loop, "loop.1", nil, evs("loop.1", "Loop", `{}`))
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+}
