@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -289,12 +290,8 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 		if err != nil {
 			return nil, r.scriptError(err, ev)
 		}
-		if next == nil || goja.IsUndefined(next) {
-			name := "reduce"
-			if r.form == formHandlers {
-				name = "handler"
-			}
-			return nil, r.scriptError(fmt.Errorf("%s returned undefined (return the new state)", name), ev)
+		if err := checkReturned(next, r.form); err != nil {
+			return nil, r.scriptError(err, ev)
 		}
 		st = next
 	}
@@ -320,10 +317,31 @@ func (r *realm) initState() (goja.Value, error) {
 		se.Err = fmt.Errorf("init: %w", se.Err)
 		return nil, se
 	}
-	if st == nil || goja.IsUndefined(st) {
-		return nil, r.scriptError(errors.New("init returned undefined (return the initial state)"), nil)
+	if err := checkReturned(st, 0); err != nil {
+		return nil, r.scriptError(err, nil)
 	}
 	return st, nil
+}
+
+var promiseType = reflect.TypeOf((*goja.Promise)(nil))
+
+// checkReturned rejects what a reducer must not return: undefined (usually
+// a forgotten return) and a Promise (reducers are synchronous).
+func checkReturned(v goja.Value, f form) error {
+	name := "init"
+	switch f {
+	case formReduce:
+		name = "reduce"
+	case formHandlers:
+		name = "handler"
+	}
+	if v == nil || goja.IsUndefined(v) {
+		return fmt.Errorf("%s returned undefined (return the state)", name)
+	}
+	if o, ok := v.(*goja.Object); ok && o.ExportType() == promiseType {
+		return fmt.Errorf("%s returned a Promise: reducers must be synchronous (no async functions)", name)
+	}
+	return nil
 }
 
 // store serialises the state with JSON.stringify and checks its size.
@@ -347,6 +365,9 @@ func (r *realm) store(st goja.Value, last *Event) ([]byte, error) {
 	out := []byte(js.String())
 	if len(out) > r.lim.MaxStateBytes {
 		return nil, r.scriptError(fmt.Errorf("%w: %d bytes, limit %d", ErrStateTooLarge, len(out), r.lim.MaxStateBytes), last)
+	}
+	if d := jsonDepth(out); d > MaxStateDepth {
+		return nil, r.scriptError(fmt.Errorf("%w: nested %d deep, limit %d", ErrNotSerialisable, d, MaxStateDepth), last)
 	}
 	return out, nil
 }
@@ -429,6 +450,36 @@ func (r *realm) data(b []byte) (goja.Value, error) {
 		return r.vm.ToValue(string(b)), nil
 	}
 	return v, nil
+}
+
+// MaxStateDepth bounds how deeply objects and arrays nest in a stored
+// state, so that every stored state can be decoded again as a base.
+const MaxStateDepth = 1000
+
+// jsonDepth returns the deepest nesting of objects and arrays in valid JSON.
+func jsonDepth(b []byte) int {
+	depth, max, inStr := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inStr:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inStr = false
+			}
+		case c == '"':
+			inStr = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				max = depth
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return max
 }
 
 func eventTime(t time.Time) time.Time {

@@ -11,6 +11,10 @@ import (
 // console whose output goes to the Runtime's console hook, or nowhere.
 func (r *realm) sandbox() error {
 	vm := r.vm
+	// GoError is goja's wrapper for Go errors; scripts have no use for it.
+	if err := vm.GlobalObject().Delete("GoError"); err != nil {
+		return err
+	}
 	console := vm.NewObject()
 	for _, level := range []string{"log", "info", "warn", "error", "debug"} {
 		if err := console.Set(level, r.consoleFunc(level)); err != nil {

@@ -1,0 +1,190 @@
+package scripting
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+// probe folds one event with a reducer that stores expr's value in state.v.
+func probe(t *testing.T, expr string) string {
+	t.Helper()
+	s := mustCompile(t, "probe.js", "function reduce(s, e) { s.v = (function () { "+expr+" })(); return s; }")
+	got, err := fold(t, NewRuntime(Limits{}), s, "probe.1", "", evs("probe.1", "A", `{}`))
+	require_NoError(t, err)
+	return got
+}
+
+func TestSandboxGlobals(t *testing.T) {
+	got := probe(t, `return Object.getOwnPropertyNames(globalThis).sort().join(" ");`)
+	want := []string{"Array", "JSON", "Math", "Date", "Object", "console", "reduce"}
+	for _, w := range want {
+		require_Contains(t, got, " "+w)
+	}
+	for _, bad := range []string{"require", "process", "setTimeout", "setInterval", "setImmediate", "fetch", "XMLHttpRequest", "GoError", "module", "exports", "global ", "Java", "load", "print", "os", "fs"} {
+		if strings.Contains(got+" ", " "+bad+" ") {
+			t.Errorf("global %q reachable: %s", bad, got)
+		}
+	}
+}
+
+func TestSandboxEscapes(t *testing.T) {
+	cases := []struct{ name, expr, want string }{
+		{"constructor chain gives this realm's global", `var g = this.constructor.constructor("return this")(); return g === globalThis && typeof g.require === "undefined" && typeof g.process === "undefined";`, `"v":true`},
+		{"Function", `var g = Function("return this")(); return [typeof g.require, typeof g.setTimeout, typeof g.os].join();`, `"v":"undefined,undefined,undefined"`},
+		{"console is plain JS", `return [console.log.constructor === Function, Object.keys(console.log).length, typeof console.log.call];`, `"v":[true,0,"function"]`},
+		{"console result", `return console.log("x") === undefined;`, `"v":true`},
+		{"eval stays in the realm", `return eval("typeof require") + " " + (0, eval)("typeof setTimeout");`, `"v":"undefined undefined"`},
+		{"import is a syntax error at run time", `try { return typeof new Function("return import('fs')"); } catch (e) { return e.name; }`, `"v":"SyntaxError"`},
+		{"error has no Go value", `try { null.x; } catch (e) { return [e instanceof TypeError, typeof e.value, Object.keys(e).length]; }`, `"v":[true,"undefined",0]`},
+		{"no timers via Promise jobs", `var n = 0; Promise.resolve().then(function () { n = 1; }); return n;`, `"v":0`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			require_Contains(t, probe(t, c.expr), c.want)
+		})
+	}
+}
+
+func TestEventObject(t *testing.T) {
+	s := mustCompile(t, "e.js", `function reduce(s, e) { s.push(e); return s; } function init() { return []; }`)
+	ev := Event{
+		Actor: "e.1", Type: "T", Subject: "events.e.1", Data: []byte(` {"b":1,"a":[1,{"__proto__":2}],"b":3} `),
+		Seq: 9, Version: 2, Time: time.Date(2024, 5, 6, 7, 8, 9, 123000000, time.FixedZone("x", 3600)),
+		Headers: map[string][]string{"Z": {"z1", "z2"}, "A": {"a"}, "Empty": nil},
+	}
+	got, err := fold(t, NewRuntime(Limits{}), s, "e.1", "", []Event{ev})
+	require_NoError(t, err)
+	require_Equal(t, got, `[{"actor":"e.1","type":"T","data":{"b":3,"a":[1,{"__proto__":2}]},"seq":9,"version":2,"time":"2024-05-06T06:08:09.123Z","subject":"events.e.1","headers":{"A":"a","Z":"z1"}}]`)
+}
+
+func TestNoLeakBetweenFolds(t *testing.T) {
+	src := `var n = 0;
+Object.prototype.polluted = Object.prototype.polluted || 0;
+function reduce(s, e) {
+  n++;
+  Object.prototype.polluted++;
+  Array.prototype.push = function () { return 42; };
+  Math.random = function () { return 0.5; };
+  globalThis.leak = (globalThis.leak || 0) + 1;
+  s.n = n; s.p = ({}).polluted; s.leak = leak;
+  return s;
+}`
+	s := mustCompile(t, "leak.js", src)
+	rt := NewRuntime(Limits{})
+	for i := 0; i < 3; i++ {
+		got, err := fold(t, rt, s, "leak.1", "", evs("leak.1", "A", `{}`, "B", `{}`))
+		require_NoError(t, err)
+		require_Equal(t, got, `{"n":2,"p":2,"leak":2}`)
+	}
+	// And a different script in the same runtime sees clean built-ins.
+	clean := mustCompile(t, "clean.js", `function reduce(s, e) { var a = []; a.push(1); s.len = a.length; s.p = typeof ({}).polluted; s.r = Math.random() !== 0.5; return s; }`)
+	got, err := fold(t, rt, clean, "clean.1", "", evs("clean.1", "A", `{}`))
+	require_NoError(t, err)
+	require_Equal(t, got, `{"len":1,"p":"undefined","r":true}`)
+}
+
+const randomSrc = `
+var top = Date.now();
+function init(actor) { return { actor: actor, top: top, initNow: Date.now(), log: [] }; }
+function reduce(s, e) {
+  s.log.push([e.version, Date.now(), new Date().toISOString(), Date.now() === Date.parse(e.time), Math.random(), Math.random()]);
+  return s;
+}`
+
+func TestDeterminism(t *testing.T) {
+	s := mustCompile(t, "rnd.js", randomSrc)
+	events := evs("rnd.1", "A", `{}`, "B", `{}`, "C", `{}`)
+
+	rt1 := NewRuntime(Limits{})
+	want, err := fold(t, rt1, s, "rnd.1", "", events)
+	require_NoError(t, err)
+
+	// A second runtime that folded other actors and scripts first.
+	rt2 := NewRuntime(Limits{})
+	_, err = fold(t, rt2, s, "rnd.2", "", evs("rnd.2", "A", `{}`))
+	require_NoError(t, err)
+	_, err = fold(t, rt2, mustCompile(t, "a.js", accountSrc), "a.1", "", evs("a.1", "Deposited", `{"amount":1}`))
+	require_NoError(t, err)
+	got, err := fold(t, rt2, s, "rnd.1", "", events)
+	require_NoError(t, err)
+	require_Equal(t, got, want)
+
+	// Split folds (snapshot + tail) equal the fold in one go.
+	head, err := fold(t, rt2, s, "rnd.1", "", events[:1])
+	require_NoError(t, err)
+	got, err = fold(t, rt1, s, "rnd.1", head, events[1:])
+	require_NoError(t, err)
+	require_Equal(t, got, want)
+
+	require_Contains(t, want, `"top":0,"initNow":1704067201000`)
+	require_Contains(t, want, `[1,1704067201000,"2024-01-01T00:00:01.000Z",true,`)
+	require_Contains(t, want, `[3,1704067203000,"2024-01-01T00:00:03.000Z",true,`)
+	// Math.random differs between versions, actors and calls.
+	other, err := fold(t, rt1, s, "rnd.2", "", evs("rnd.2", "A", `{}`, "B", `{}`, "C", `{}`))
+	require_NoError(t, err)
+	if bytes.Equal([]byte(other[strings.Index(other, "log"):]), []byte(want[strings.Index(want, "log"):])) {
+		t.Fatalf("Math.random is the same for two actors: %s", other)
+	}
+}
+
+func TestDeterminismConcurrent(t *testing.T) {
+	s := mustCompile(t, "rnd.js", randomSrc)
+	events := evs("rnd.1", "A", `{}`, "B", `{}`)
+	want, err := fold(t, NewRuntime(Limits{}), s, "rnd.1", "", events)
+	require_NoError(t, err)
+	errs := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		go func() {
+			rt := NewRuntime(Limits{})
+			for i := 0; i < 50; i++ {
+				got, err := rt.Fold(context.Background(), s, "rnd.1", nil, events)
+				if err == nil && string(got) != want {
+					err = &ScriptError{File: "rnd.js", Err: errString("got " + string(got))}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < 4; w++ {
+		require_NoError(t, <-errs)
+	}
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }
+
+func TestPromiseReturned(t *testing.T) {
+	s := mustCompile(t, "async.js", `async function reduce(s, e) { return s; }`)
+	_, err := fold(t, NewRuntime(Limits{}), s, "async.1", "", evs("async.1", "A", `{}`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	require_Contains(t, err.Error(), "Promise")
+}
+
+func TestConsole(t *testing.T) {
+	s := mustCompile(t, "c.js", `console.log("top"); function reduce(s, e) { console.warn("event", e.type, {a: 1}, [1], 2, null); return s; }`)
+	rt := NewRuntime(Limits{})
+	var lines []string
+	rt.SetConsole(func(level, msg string) { lines = append(lines, level+": "+msg) })
+	_, err := fold(t, rt, s, "c.1", "", evs("c.1", "A", `{}`))
+	require_NoError(t, err)
+	require_Equal(t, strings.Join(lines, "|"), `log: top|warn: event A {"a":1} [1] 2 null`)
+}
+
+func TestDeepState(t *testing.T) {
+	s := mustCompile(t, "deep.js", `function reduce(s, e) { var x = {}; for (var i = 0; i < 5000; i++) x = {x: x}; s.x = x; return s; }`)
+	_, err := fold(t, NewRuntime(Limits{}), s, "deep.1", "", evs("deep.1", "A", `{}`))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	require_Contains(t, err.Error(), "nested")
+}
