@@ -325,7 +325,7 @@ func TestAllProblemsTogether(t *testing.T) {
 	}
 	lines := strings.Split(err.Error(), "\n")
 	want := []string{
-		"config: 5 invalid settings (jetsnap --help lists them all):",
+		"config: 5 invalid settings:",
 		"NATS_PASSWORD is set but NATS_USER is not: set both, or neither",
 		"JETSNAP_STRATEGY=fast is not known: use one of interval, version, hybrid (default hybrid)",
 		"JETSNAP_EVERY=-1 is too small: it must be at least 1 (default 100)",

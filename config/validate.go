@@ -67,7 +67,7 @@ func joinProblems(probs []problem) error {
 	for i, p := range probs {
 		errs[i] = p
 	}
-	return fmt.Errorf("config: %d invalid settings (jetsnap --help lists them all):\n%w", len(probs), errors.Join(errs...))
+	return fmt.Errorf("config: %d invalid settings:\n%w", len(probs), errors.Join(errs...))
 }
 
 // Validate checks every setting and returns all problems together, each
