@@ -204,18 +204,23 @@ func (r *Registry) Reload() error {
 }
 
 // list returns the reducer files in the directory, sorted.
-func (r *Registry) list() ([]string, error) {
-	ents, err := os.ReadDir(r.dir)
+func (r *Registry) list() ([]string, error) { return ListScripts(r.dir) }
+
+// ListScripts returns the reducer files of dir, sorted: every *.js file
+// except hidden ones (editor lock and swap files).
+func ListScripts(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("scripting: reading scripts dir: %w", err)
 	}
 	var files []string
 	for _, e := range ents {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, ".js") || strings.HasPrefix(name, ".") || name == ".js" {
+		if e.IsDir() || !strings.HasSuffix(name, ".js") || strings.HasPrefix(name, ".") {
 			continue
 		}
-		files = append(files, filepath.Join(r.dir, name))
+		files = append(files, filepath.Join(dir, name))
 	}
+	sort.Strings(files)
 	return files, nil
 }
