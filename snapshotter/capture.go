@@ -1,0 +1,294 @@
+package snapshotter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jetsnap/jetsnap/scripting"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// job is one due capture: the actor's state at version, ending at event seq.
+type job struct {
+	key, typ, id string
+	version      uint64
+	seq          uint64
+	msg          jetstream.Msg // the triggering event, settled after the capture; nil when none is held
+	queued       time.Time
+}
+
+var (
+	// errUpToDate: a snapshot at or after the job's version already exists.
+	errUpToDate = errors.New("snapshot already up to date")
+	// ErrStreamMismatch: the EVENTS stream does not hold the events a
+	// snapshot needs (deleted, purged or recreated).
+	ErrStreamMismatch = errors.New("snapshotter: the EVENTS stream does not match")
+	// ErrNoReducer: no script for the actor type.
+	ErrNoReducer = errors.New("snapshotter: no reducer for actor type")
+)
+
+// ReducerError is a capture that failed in the reducer. It affects only its
+// actor: it is logged, counted and its event acknowledged.
+type ReducerError struct {
+	Actor   string
+	Version uint64
+	Err     error
+}
+
+func (e *ReducerError) Error() string {
+	return fmt.Sprintf("reducer failed for %s at version %d: %v", e.Actor, e.Version, e.Err)
+}
+
+func (e *ReducerError) Unwrap() error { return e.Err }
+
+// work runs the captures of one worker until its queue is closed.
+func (s *Snapshotter) work(ctx context.Context, _ int, rt *scripting.Runtime, jobs <-chan job) {
+	for j := range jobs {
+		if ctx.Err() != nil {
+			s.stats.Queued.Add(-1)
+			continue // abandoned: not acknowledged, so redelivered
+		}
+		if j.msg != nil && time.Since(j.queued) > s.cfg.AckWait/2 {
+			_ = j.msg.InProgress()
+		}
+		_, err := s.capture(ctx, rt, j)
+		s.settle(ctx, j, err)
+		s.stats.Queued.Add(-1)
+	}
+}
+
+// settle maps the outcome of a capture to the triggering event's ack: the
+// one place that decides acks for captures.
+func (s *Snapshotter) settle(ctx context.Context, j job, err error) {
+	var rerr *ReducerError
+	switch {
+	case err == nil:
+		s.stats.Published.Add(1)
+		s.ack(j.msg)
+	case errors.Is(err, errUpToDate):
+		s.stats.UpToDate.Add(1)
+		s.ack(j.msg)
+	case errors.As(err, &rerr):
+		s.stats.ReducerErrors.Add(1)
+		s.log.Error("reducer failed; no snapshot at this version, other actors go on", "actor", j.key, "version", j.version, "seq", j.seq, "err", rerr.Err)
+		s.ack(j.msg)
+	case ctx.Err() != nil:
+		// Shutting down: leave the event unacknowledged for redelivery.
+	case errors.Is(err, ErrStreamMismatch), errors.Is(err, ErrNoReducer):
+		s.stats.CaptureErrors.Add(1)
+		s.log.Error("capture failed", "actor", j.key, "version", j.version, "seq", j.seq, "err", err)
+		s.ack(j.msg)
+	default:
+		s.stats.CaptureErrors.Add(1)
+		s.log.Warn("capture failed; the event will be redelivered", "actor", j.key, "version", j.version, "seq", j.seq, "err", err)
+		s.nak(j.msg)
+	}
+}
+
+// capture builds the actor's snapshot at j.version from its last snapshot
+// (when made by the current reducer) and the events after it, and publishes
+// it. It never replaces a newer snapshot: the publish expects the subject's
+// last sequence seen at the start, and a conflict re-reads and retries.
+func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job) (Snapshot, error) {
+	script, ok := s.scripts.Lookup(j.typ)
+	if !ok {
+		return Snapshot{}, fmt.Errorf("%w %q: add %s.js to JETSNAP_SCRIPTS_DIR", ErrNoReducer, j.typ, j.typ)
+	}
+	subject := s.snapshotSubject(j.key)
+	for range 5 {
+		base, err := s.store.latestSnapshot(ctx, subject)
+		found := err == nil
+		if err != nil && !errors.Is(err, ErrNoSnapshot) {
+			return Snapshot{}, err
+		}
+		if found && base.Version >= j.version {
+			return base, errUpToDate
+		}
+		snap, err := s.fold(ctx, rt, script, j, base, found)
+		if err != nil {
+			return Snapshot{}, err
+		}
+		msg := &nats.Msg{Subject: subject, Data: snap.State, Header: snap.header()}
+		ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(base.Seq))
+		if isWrongLastSeq(err) {
+			s.stats.Conflicts.Add(1)
+			continue // someone else published on this subject: look again
+		}
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("publish snapshot %s version %d: %w", j.key, j.version, err)
+		}
+		if ack.Duplicate {
+			return snap, errUpToDate
+		}
+		snap.Seq = ack.Sequence
+		return snap, nil
+	}
+	return Snapshot{}, fmt.Errorf("publish snapshot %s version %d: the subject kept changing", j.key, j.version)
+}
+
+// fold computes the snapshot of job j on top of base (if found and usable).
+func (s *Snapshotter) fold(ctx context.Context, rt *scripting.Runtime, script *scripting.Script, j job, base Snapshot, found bool) (Snapshot, error) {
+	var (
+		state       []byte
+		fromSeq     uint64
+		fromVersion uint64
+	)
+	if found {
+		switch {
+		case base.Reducer != script.Reducer():
+			s.stats.Invalidated.Add(1)
+			s.log.Debug("reducer changed: rebuilding from version 0", "actor", j.key, "snapshot_reducer", base.Reducer, "reducer", script.Reducer())
+		case base.LastSeq >= j.seq:
+			return Snapshot{}, fmt.Errorf("%w: snapshot of %s at version %d covers seq %d, past seq %d of version %d",
+				ErrStreamMismatch, j.key, base.Version, base.LastSeq, j.seq, j.version)
+		default:
+			state, fromSeq, fromVersion = base.State, base.LastSeq, base.Version
+		}
+	}
+	events, err := s.readEvents(ctx, j.key, j.typ, j.id, fromSeq, j.seq, j.version-fromVersion, fromVersion)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	out, err := rt.Fold(ctx, script, j.key, state, events)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Snapshot{}, ctx.Err()
+		}
+		return Snapshot{}, &ReducerError{Actor: j.key, Version: j.version, Err: err}
+	}
+	s.stats.ReplayEvents.Add(uint64(len(events)))
+	last := events[len(events)-1]
+	return Snapshot{
+		Actor:     j.key,
+		State:     out,
+		Version:   j.version,
+		LastSeq:   j.seq,
+		Reducer:   script.Reducer(),
+		EventTime: last.Time,
+	}, nil
+}
+
+// readEvents reads the want events of actor after afterSeq up to and
+// including upTo, numbering them from fromVersion+1. The stream must hold
+// exactly want of them, the last at upTo: that is what makes the version of
+// a snapshot the count of the events folded into it.
+func (s *Snapshotter) readEvents(ctx context.Context, key, typ, id string, afterSeq, upTo, want, fromVersion uint64) ([]scripting.Event, error) {
+	events := make([]scripting.Event, 0, want)
+	_, err := s.store.scan(ctx, s.cfg.Pattern.ActorFilter(typ, id), afterSeq+1, upTo, int(want), func(sm storedMsg) error {
+		events = append(events, toEvent(key, s.token(sm.Subject), fromVersion+uint64(len(events))+1, sm))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(events)) != want || events[len(events)-1].Seq != upTo {
+		return nil, fmt.Errorf("%w: %s has %d events in seq %d..%d of stream %s, version %d needs %d ending at seq %d; were events deleted or the stream recreated?",
+			ErrStreamMismatch, key, len(events), afterSeq+1, upTo, s.cfg.EventStream, fromVersion+want, want, upTo)
+	}
+	return events, nil
+}
+
+func toEvent(key, token string, version uint64, sm storedMsg) scripting.Event {
+	return scripting.Event{
+		Actor:   key,
+		Type:    eventType(token, sm.Header, sm.Data),
+		Subject: sm.Subject,
+		Data:    sm.Data,
+		Seq:     sm.Seq,
+		Version: version,
+		Time:    sm.Time,
+		Headers: sm.Header,
+	}
+}
+
+// eventType finds an event's type: the {event} token, else the Event-Type
+// header, else the payload's top-level "type" string, else "".
+func eventType(token string, h nats.Header, data []byte) string {
+	if token != "" {
+		return token
+	}
+	if t := h.Get("Event-Type"); t != "" {
+		return t
+	}
+	if len(data) == 0 || data[0] != '{' {
+		return ""
+	}
+	var probe struct {
+		Type json.RawMessage `json:"type"`
+	}
+	if json.Unmarshal(data, &probe) != nil || len(probe.Type) == 0 || probe.Type[0] != '"' {
+		return ""
+	}
+	var t string
+	_ = json.Unmarshal(probe.Type, &t)
+	return t
+}
+
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// latestSnapshot returns the last snapshot on subject, or ErrNoSnapshot.
+func (st *store) latestSnapshot(ctx context.Context, subject string) (Snapshot, error) {
+	sm, err := st.last(ctx, subject)
+	if errors.Is(err, errNotFound) {
+		return Snapshot{}, ErrNoSnapshot
+	}
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return parseSnapshot(sm)
+}
+
+// ackInfo reads a JetStream delivery's reply subject without allocating:
+//
+//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
+//	$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>.<token>
+func ackInfo(reply string) (delivered, sseq, dseq uint64, ts int64, ok bool) {
+	rest, found := strings.CutPrefix(reply, "$JS.ACK.")
+	if !found {
+		return 0, 0, 0, 0, false
+	}
+	skip := 2 // stream, consumer
+	if n := strings.Count(rest, ".") + 1; n >= 10 {
+		skip = 4 // domain, account hash, stream, consumer
+	} else if n != 7 {
+		return 0, 0, 0, 0, false
+	}
+	var nums [4]uint64
+	for i := 0; i < skip+4; i++ {
+		var tok string
+		tok, rest, _ = strings.Cut(rest, ".")
+		if i >= skip {
+			n, good := parseUint(tok)
+			if !good {
+				return 0, 0, 0, 0, false
+			}
+			nums[i-skip] = n
+		}
+	}
+	return nums[0], nums[1], nums[2], int64(nums[3]), true
+}
+
+func parseUint(s string) (uint64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	return n, true
+}

@@ -1,0 +1,135 @@
+package snapshotter_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jetsnap/jetsnap/scripting"
+	"github.com/jetsnap/jetsnap/snapshotter"
+)
+
+// TestLongLivedActor: one actor with 10,000 events gets snapshots exactly
+// at the versions each strategy gives, and Load folds at most EVERY events.
+func TestLongLivedActor(t *testing.T) {
+	strategies := []snapshotter.Strategy{
+		{Kind: snapshotter.KindHybrid, Every: 100, MinEvents: 10, MaxEvents: 500},
+		{Kind: snapshotter.KindInterval, Every: 300},
+		{Kind: snapshotter.KindVersion, Every: 250},
+		{Kind: snapshotter.KindHybrid, Every: 1000, MinEvents: 20, MaxEvents: 300, OnTypes: []string{"Closed"}},
+	}
+	for _, st := range strategies {
+		t.Run(fmt.Sprintf("%s/%d", st.Kind, st.Every), func(t *testing.T) {
+			e := newEnv(t)
+			o := defaults()
+			o.strategy = st
+			e.run(o)
+			subjects, types := workload(1, 10000, []string{"Deposited", "Withdrawn", "Deposited", "Closed"}, 7)
+			e.publish(subjects, types)
+			events := e.allEvents()
+			waitFor(t, time.Minute, "snapshots to catch up", e.settled(st, events))
+			if n := e.check(st); n == 0 {
+				t.Fatal("no snapshot checked")
+			}
+
+			r := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, mustLoad(t, e.scripts))
+			state, err := r.Load(context.Background(), "account.0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			limit := st.Every
+			if st.Kind == snapshotter.KindHybrid {
+				limit = min(st.Every+st.MinEvents, st.MaxEvents)
+			}
+			if uint64(state.Folded) > limit {
+				t.Errorf("Load folded %d events on top of the snapshot, want at most %d", state.Folded, limit)
+			}
+			var got probeState
+			if err := json.Unmarshal(state.State, &got); err != nil {
+				t.Fatal(err)
+			}
+			evs := events["account.0"]
+			if ref := referenceFold("account.0", evs); fmt.Sprint(got) != fmt.Sprint(ref) || state.Version != 10000 {
+				t.Errorf("Load = v%d %+v, reference = v%d %+v", state.Version, got, len(evs), ref)
+			}
+		})
+	}
+}
+
+func mustLoad(t *testing.T, dir string) *scripting.Registry {
+	t.Helper()
+	r, err := scripting.Load(dir, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestManyActors: 1,000 actors × 50 interleaved events of random types;
+// every snapshot is the reference fold of exactly its events.
+func TestManyActors(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25, OnTypes: []string{"Closed"}}
+	o.workers = 4
+	e.run(o)
+	subjects, types := workload(1000, 50, []string{"Deposited", "Withdrawn", "Renamed", "Closed"}, 1)
+	e.publish(subjects, types)
+	waitFor(t, 2*time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
+	if n := e.check(o.strategy); n < 1000 {
+		t.Fatalf("only %d snapshots checked", n)
+	}
+}
+
+// TestRestart: stop jetsnap halfway (gracefully, then abruptly), start it
+// again, publish the rest: placement is exactly as without a restart.
+func TestRestart(t *testing.T) {
+	for _, abrupt := range []bool{false, true} {
+		t.Run(fmt.Sprintf("abrupt=%v", abrupt), func(t *testing.T) {
+			e := newEnv(t)
+			o := defaults()
+			o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 20, MinEvents: 5, MaxEvents: 50}
+			o.ackWait = 2 * time.Second // redeliveries of unacknowledged triggers come quickly
+			subjects, types := workload(200, 100, []string{"Deposited", "Withdrawn"}, 3)
+			half := len(subjects) / 2
+
+			j := e.run(o)
+			e.publish(subjects[:half/2], types[:half/2])
+			go e.publish(subjects[half/2:half], types[half/2:half])
+			waitFor(t, time.Minute, "some snapshots", func() bool { return j.snap.Stats().Published.Load() > 50 })
+			if abrupt {
+				j.kill()
+			} else {
+				j.stop()
+			}
+
+			j2 := e.run(o)
+			e.publish(subjects[half:], types[half:])
+			waitFor(t, 2*time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
+			e.check(o.strategy)
+			if j2.snap.Stats().Resyncs.Load() == 0 {
+				t.Error("the second run never counted a tally against the streams")
+			}
+		})
+	}
+}
+
+// TestLag: 100,000 events published before jetsnap starts get the same
+// placement as when it keeps up.
+func TestLag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100,000 events")
+	}
+	e := newEnv(t)
+	o := defaults()
+	o.workers = 4
+	subjects, types := workload(500, 200, []string{"Deposited", "Withdrawn"}, 5)
+	e.publish(subjects, types)
+	e.run(o)
+	waitFor(t, 3*time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
+	if n := e.check(o.strategy); n != 1000 {
+		t.Fatalf("%d snapshots checked, want 1000 (2 per actor)", n)
+	}
+}

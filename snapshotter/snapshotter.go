@@ -1,0 +1,511 @@
+// Package snapshotter owns jetsnap's core: per-actor tallies, the snapshot
+// strategy, the capture workers that fold events through reducers, the
+// publishing of snapshots, and the reader API.
+//
+// Data flows one way. The consumer hands every event to Handle, which runs
+// on one goroutine: it counts the event into its actor's tally and, when the
+// strategy says the actor is due, queues a capture. A fixed pool of workers,
+// one scripting.Runtime each, runs the captures: read the actor's last
+// snapshot and the events after it from the streams, fold, publish. An
+// event is acknowledged once tallied, except an event that makes its actor
+// due: that one is acknowledged after its snapshot is published, so a crash
+// never loses a due snapshot.
+//
+// Tallies are soft state. An actor seen for the first time, or after the
+// consumer's deliveries stopped being contiguous (a restart, a redelivery,
+// another jetsnap on the same durable), is counted again from its last
+// snapshot and the EVENTS stream, so snapshot versions and placement depend
+// only on the stream's content.
+package snapshotter
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jetsnap/jetsnap/scripting"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Config holds the snapshotter's tunables.
+type Config struct {
+	Pattern         Pattern  // event subjects, e.g. events.{type}.{id}
+	Strategy        Strategy // when actors are due
+	EventStream     string   // default EVENTS
+	SnapshotStream  string   // default SNAPSHOTS
+	SnapshotPrefix  string   // default snapshots
+	Workers         int      // capture workers, default 4
+	QueueSize       int      // captures queued per worker before Handle blocks, default 256
+	AckWait         time.Duration
+	ShutdownTimeout time.Duration // how long Run waits for queued captures at the end, default 10s
+	Limits          scripting.Limits
+}
+
+func (c *Config) setDefaults() {
+	if c.EventStream == "" {
+		c.EventStream = "EVENTS"
+	}
+	if c.SnapshotStream == "" {
+		c.SnapshotStream = "SNAPSHOTS"
+	}
+	if c.SnapshotPrefix == "" {
+		c.SnapshotPrefix = "snapshots"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 256
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+}
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.Pattern.tokens == nil {
+		return errors.New("snapshotter: no subject pattern")
+	}
+	return c.Strategy.Validate()
+}
+
+// Stats counts what the snapshotter did. All fields are safe to read
+// concurrently.
+type Stats struct {
+	Consumed      atomic.Uint64 // events handed to Handle
+	Unmatched     atomic.Uint64 // events whose subject does not fit the pattern
+	NoScript      atomic.Uint64 // due captures skipped: no reducer for the actor type
+	Published     atomic.Uint64 // snapshots stored
+	UpToDate      atomic.Uint64 // captures that found a snapshot at or after their version
+	ReducerErrors atomic.Uint64 // captures whose fold failed
+	CaptureErrors atomic.Uint64 // captures that failed for another reason
+	Invalidated   atomic.Uint64 // bases ignored because the reducer changed
+	Resyncs       atomic.Uint64 // tallies counted again from the streams
+	Conflicts     atomic.Uint64 // publishes refused because a newer snapshot appeared
+	ReplayEvents  atomic.Uint64 // events folded by captures
+	Tracked       atomic.Int64  // actors with a tally
+	Queued        atomic.Int64  // captures queued or running
+}
+
+// Snapshotter tallies events and captures snapshots. Handle must be called
+// from one goroutine at a time; Run runs the capture workers.
+type Snapshotter struct {
+	cfg     Config
+	js      jetstream.JetStream
+	store   *store
+	scripts *scripting.Registry
+	log     *slog.Logger
+	stats   Stats
+
+	mu       sync.Mutex // guards the fields below; Handle and the age sweep hold it
+	tallies  map[string]*tally
+	lastDseq uint64 // highest consumer delivery sequence seen
+	epoch    uint32 // bumped whenever deliveries stop being contiguous
+	keyBuf   []byte
+	closed   bool
+	noScript map[string]bool // actor types already reported without a reducer
+	workers  []chan job
+}
+
+// tally is the soft state of one actor.
+type tally struct {
+	lastSeq uint64 // EVENTS sequence of the last event counted
+	version uint64 // the actor's version after that event
+	snap    uint64 // version of the last placement (snapshot due)
+	oldest  int64  // unix ns of the oldest event after snap (MaxAge only)
+	epoch   uint32 // delivery epoch of the last update
+}
+
+// New builds a Snapshotter. It starts nothing: call Run, then feed Handle.
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.Registry, log *slog.Logger) (*Snapshotter, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Snapshotter{
+		cfg:      cfg,
+		js:       js,
+		store:    &store{nc: nc, events: cfg.EventStream, snaps: cfg.SnapshotStream},
+		scripts:  scripts,
+		log:      log,
+		tallies:  make(map[string]*tally),
+		noScript: make(map[string]bool),
+		workers:  make([]chan job, cfg.Workers),
+	}
+	for i := range s.workers {
+		s.workers[i] = make(chan job, cfg.QueueSize)
+	}
+	return s, nil
+}
+
+// Stats returns the snapshotter's counters.
+func (s *Snapshotter) Stats() *Stats { return &s.stats }
+
+// Run runs the capture workers (and the MaxAge sweep) until ctx ends. Then it
+// stops taking events, finishes the queued captures within
+// Config.ShutdownTimeout, abandons the rest (their events are not
+// acknowledged, so they are redelivered) and returns.
+func (s *Snapshotter) Run(ctx context.Context) error {
+	jobCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
+	defer abandon()
+	var wg sync.WaitGroup
+	for i, jobs := range s.workers {
+		rt := scripting.NewRuntime(s.cfg.Limits)
+		wg.Go(func() { s.work(jobCtx, i, rt, jobs) })
+	}
+	if s.cfg.Strategy.UsesAge() {
+		wg.Go(func() { s.sweep(ctx) })
+	}
+	<-ctx.Done()
+
+	s.mu.Lock()
+	s.closed = true
+	for _, jobs := range s.workers {
+		close(jobs)
+	}
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(s.cfg.ShutdownTimeout):
+		s.log.Warn("shutdown timeout: abandoning queued captures; their events will be redelivered",
+			"queued", s.stats.Queued.Load(), "timeout", s.cfg.ShutdownTimeout)
+		abandon()
+		<-done
+	}
+	return nil
+}
+
+// event is what Handle needs of one delivered message.
+type event struct {
+	msg      jetstream.Msg
+	typ, id  string
+	token    string // the {event} token, if the pattern has one
+	seq      uint64
+	time     int64 // unix ns
+	redelivd bool
+}
+
+// Handle counts one delivered event and acknowledges it, or queues its
+// actor's capture and leaves the acknowledgement to the capture. It must not
+// be called concurrently; it blocks while the capture queues are full.
+func (s *Snapshotter) Handle(msg jetstream.Msg) {
+	s.stats.Consumed.Add(1)
+	delivered, sseq, dseq, ts, ok := ackInfo(msg.Reply())
+	if !ok {
+		s.log.Error("message is not a JetStream delivery; ignored", "subject", msg.Subject(), "reply", msg.Reply())
+		return
+	}
+	typ, id, token, ok := s.cfg.Pattern.Match(msg.Subject())
+	if !ok {
+		if n := s.stats.Unmatched.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, ...: rate-limited
+			s.log.Warn("event subject does not fit JETSNAP_SUBJECT_PATTERN; acknowledged without a snapshot",
+				"subject", msg.Subject(), "pattern", s.cfg.Pattern.String(), "seq", sseq, "count", n)
+		}
+		s.ack(msg)
+		return
+	}
+	ev := event{msg: msg, typ: typ, id: id, token: token, seq: sseq, time: ts, redelivd: delivered > 1}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return // not tallied, not acknowledged: redelivered after a restart
+	}
+	contiguous := delivered == 1 && dseq == s.lastDseq+1
+	s.lastDseq = max(s.lastDseq, dseq)
+	if !contiguous {
+		s.epoch++
+	}
+	s.keyBuf = append(append(append(s.keyBuf[:0], typ...), '.'), id...)
+	t := s.tallies[string(s.keyBuf)]
+	if t != nil && t.epoch == s.epoch && sseq > t.lastSeq {
+		// Hot path: every event of this actor since its last update was
+		// delivered to us, in order, so this one is the next version.
+		t.version++
+		t.lastSeq = sseq
+		s.evaluate(t, ev, nil)
+		return
+	}
+	key := string(s.keyBuf)
+	if err := s.resync(key, t, ev); err != nil {
+		s.log.Warn("could not count event against the streams; it will be redelivered",
+			"actor", key, "seq", sseq, "err", err)
+		s.nak(msg)
+	}
+}
+
+// evaluate applies the strategy after t counted ev, and either acknowledges
+// ev or queues a capture. key is the actor key when already built.
+func (s *Snapshotter) evaluate(t *tally, ev event, key *string) {
+	st := &s.cfg.Strategy
+	var evType string
+	if st.UsesTypes() {
+		evType = eventType(ev.token, ev.msg.Headers(), ev.msg.Data())
+	}
+	aged := false
+	if st.UsesAge() {
+		if t.oldest == 0 {
+			t.oldest = ev.time
+		}
+		aged = time.Now().UnixNano()-t.oldest >= int64(st.MaxAge)
+	}
+	if !st.Due(t.version, t.snap, evType, aged) {
+		s.ack(ev.msg)
+		return
+	}
+	t.snap, t.oldest = t.version, 0
+	k := ""
+	if key != nil {
+		k = *key
+	} else {
+		k = string(s.keyBuf)
+	}
+	s.queue(job{key: k, typ: ev.typ, id: ev.id, version: t.version, seq: ev.seq, msg: ev.msg})
+}
+
+// queue hands a capture to the worker that owns its actor, so that one
+// actor's captures run in order. The caller holds s.mu.
+func (s *Snapshotter) queue(j job) {
+	if _, ok := s.scripts.Lookup(j.typ); !ok {
+		s.stats.NoScript.Add(1)
+		if !s.noScript[j.typ] {
+			s.noScript[j.typ] = true
+			s.log.Warn("no reducer for actor type: events are counted but not snapshotted; add the script to JETSNAP_SCRIPTS_DIR",
+				"type", j.typ, "file", j.typ+".js")
+		}
+		s.ack(j.msg)
+		return
+	}
+	j.queued = time.Now()
+	s.stats.Queued.Add(1)
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(j.key))
+	s.workers[h.Sum32()%uint32(len(s.workers))] <- j
+}
+
+func (s *Snapshotter) ack(msg jetstream.Msg) {
+	if msg == nil {
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		s.log.Debug("ack failed; the event will be redelivered", "subject", msg.Subject(), "err", err)
+	}
+}
+
+func (s *Snapshotter) nak(msg jetstream.Msg) {
+	if msg == nil {
+		return
+	}
+	if err := msg.NakWithDelay(time.Second); err != nil {
+		s.log.Debug("nak failed; the event will be redelivered after AckWait", "subject", msg.Subject(), "err", err)
+	}
+}
+
+// ioTimeout bounds the stream reads that Handle makes while it holds the lock.
+const ioTimeout = 10 * time.Second
+
+// resync counts ev against the streams when the tally cannot be trusted to
+// be up to date: the actor is new to this process (t == nil), or deliveries
+// were not contiguous since its last update. It installs the tally.
+func (s *Snapshotter) resync(key string, t *tally, ev event) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	defer cancel()
+	s.stats.Resyncs.Add(1)
+	filter := s.cfg.Pattern.ActorFilter(ev.typ, ev.id)
+	fresh := t == nil
+	if fresh {
+		t = &tally{}
+		snap, err := s.store.latestSnapshot(ctx, s.snapshotSubject(key))
+		switch {
+		case err == nil:
+			t.lastSeq, t.version, t.snap = snap.LastSeq, snap.Version, snap.Version
+		case !errors.Is(err, ErrNoSnapshot):
+			return err
+		}
+	}
+	if ev.seq <= t.lastSeq {
+		if err := s.redelivered(ctx, key, filter, t, ev); err != nil {
+			return err
+		}
+		s.install(key, t, fresh)
+		return nil
+	}
+	k, err := s.countUpTo(ctx, filter, t.lastSeq+1, ev.seq)
+	if err != nil {
+		return err
+	}
+	if k == 0 {
+		return fmt.Errorf("event seq %d of %s is no longer in stream %s", ev.seq, key, s.cfg.EventStream)
+	}
+	if skipped := k - 1; skipped > 0 {
+		// Events delivered elsewhere, or before a restart: find the
+		// placements among them and capture those not yet published.
+		st := &s.cfg.Strategy
+		if st.UsesTypes() || st.Next(t.snap) <= t.version+skipped {
+			var seen uint64
+			_, err := s.store.scan(ctx, filter, t.lastSeq+1, ev.seq-1, int(skipped), func(sm storedMsg) error {
+				seen++
+				v := t.version + seen
+				if st.Due(v, t.snap, eventType(s.token(sm.Subject), sm.Header, sm.Data), false) {
+					t.snap = v
+					s.queue(job{key: key, typ: ev.typ, id: ev.id, version: v, seq: sm.Seq})
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if seen != skipped {
+				return fmt.Errorf("stream %s changed while counting %s: %d events expected before seq %d, %d read", s.cfg.EventStream, key, skipped, ev.seq, seen)
+			}
+		}
+		t.version += skipped
+	}
+	t.version++
+	t.lastSeq = ev.seq
+	t.epoch = s.epoch
+	s.install(key, t, fresh)
+	s.evaluate(t, ev, &key)
+	return nil
+}
+
+// countUpTo counts the actor's events in [from, to], where to is the event
+// being handled. Mostly there are none before it (a new actor, or the first
+// event after its snapshot), which one cheap read shows; counting costs more.
+func (s *Snapshotter) countUpTo(ctx context.Context, filter string, from, to uint64) (uint64, error) {
+	first, err := s.store.next(ctx, filter, from)
+	switch {
+	case errors.Is(err, errNotFound):
+		return 0, nil
+	case err != nil:
+		return 0, err
+	case first.Seq == to:
+		return 1, nil
+	case first.Seq > to:
+		return 0, nil
+	}
+	return s.store.count(ctx, filter, from, to)
+}
+
+func (s *Snapshotter) install(key string, t *tally, fresh bool) {
+	t.epoch = s.epoch
+	if fresh {
+		s.tallies[key] = t
+		s.stats.Tracked.Add(1)
+	}
+}
+
+// redelivered handles an event the tally already counted: a redelivery, or
+// a delivery after its actor's snapshot. If it triggers a snapshot that is
+// not published yet, the capture is queued again; otherwise it is acked.
+func (s *Snapshotter) redelivered(ctx context.Context, key, filter string, t *tally, ev event) error {
+	snap, err := s.store.latestSnapshot(ctx, s.snapshotSubject(key))
+	if err != nil && !errors.Is(err, ErrNoSnapshot) {
+		return err
+	}
+	if snap.LastSeq >= ev.seq {
+		s.ack(ev.msg)
+		return nil
+	}
+	after, err := s.store.count(ctx, filter, ev.seq+1, t.lastSeq)
+	if err != nil {
+		return err
+	}
+	if after >= t.version {
+		return fmt.Errorf("stream %s does not match the tally of %s", s.cfg.EventStream, key)
+	}
+	v := t.version - after
+	if v <= snap.Version {
+		s.ack(ev.msg)
+		return nil
+	}
+	st := &s.cfg.Strategy
+	placement := false
+	if !st.UsesTypes() {
+		p := snap.Version
+		for p < v {
+			p = st.Next(p)
+		}
+		placement = p == v
+	} else {
+		p, seen := snap.Version, snap.Version
+		_, err := s.store.scan(ctx, filter, snap.LastSeq+1, ev.seq, int(v-snap.Version), func(sm storedMsg) error {
+			seen++
+			if st.Due(seen, p, eventType(s.token(sm.Subject), sm.Header, sm.Data), false) {
+				p = seen
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		placement = seen == v && p == v
+	}
+	if !placement {
+		s.ack(ev.msg)
+		return nil
+	}
+	s.queue(job{key: key, typ: ev.typ, id: ev.id, version: v, seq: ev.seq, msg: ev.msg})
+	return nil
+}
+
+// token returns the {event} token of a subject, if the pattern has one.
+func (s *Snapshotter) token(subject string) string {
+	_, _, tok, _ := s.cfg.Pattern.Match(subject)
+	return tok
+}
+
+func (s *Snapshotter) snapshotSubject(key string) string {
+	return s.cfg.SnapshotPrefix + "." + key
+}
+
+// sweep makes actors due whose oldest unsnapshotted event is MaxAge old,
+// checking often enough for a tenth of MaxAge of lateness, with a per-actor
+// jitter of up to a tenth of MaxAge so that actors do not all fire at once.
+func (s *Snapshotter) sweep(ctx context.Context) {
+	maxAge := s.cfg.Strategy.MaxAge
+	every := max(maxAge/10, 100*time.Millisecond)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		now := time.Now().UnixNano()
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return
+		}
+		for key, t := range s.tallies {
+			if t.oldest == 0 || t.version-t.snap < s.cfg.Strategy.MinEvents {
+				continue
+			}
+			h := fnv.New32a()
+			_, _ = h.Write([]byte(key))
+			jitter := int64(h.Sum32()) % max(int64(maxAge/10), 1)
+			if now-t.oldest < int64(maxAge)+jitter {
+				continue
+			}
+			typ, id, _ := SplitActor(key)
+			t.snap, t.oldest = t.version, 0
+			s.queue(job{key: key, typ: typ, id: id, version: t.version, seq: t.lastSeq})
+		}
+		s.mu.Unlock()
+	}
+}
