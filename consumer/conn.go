@@ -42,6 +42,9 @@ func Connect(cfg ConnConfig, log *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectWait(time.Second),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil {
+				return // closed on purpose
+			}
 			log.Warn("disconnected from NATS; reconnecting", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

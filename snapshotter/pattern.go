@@ -172,3 +172,24 @@ func (p *Pattern) Decode(value string) error {
 	*p = parsed
 	return nil
 }
+
+// Subject builds the subject of an event of the actor: {event} is filled
+// with event, and a final ">" becomes event as well.
+func (p Pattern) Subject(actorType, id, event string) string {
+	out := make([]string, len(p.tokens))
+	for i, tok := range p.tokens {
+		switch {
+		case i == p.typeAt:
+			out[i] = actorType
+		case i == p.idAt:
+			out[i] = id
+		case i == p.event, tok == ">":
+			out[i] = event
+		case tok == "*":
+			out[i] = "_"
+		default:
+			out[i] = tok
+		}
+	}
+	return strings.Join(out, ".")
+}

@@ -9,9 +9,23 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/jetsnap/jetsnap/config"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+
+const commands = `usage: jetsnap [command] [flags]
+
+commands:
+  run       consume events and publish snapshots (the default)
+  get       print an actor's latest snapshot
+  reduce    fold a JSONL file of events through a reducer, or --check scripts
+  demo      publish sample events and show a snapshot
+  bench     measure jetsnap against the bare consumer and a native fold
+
+Every command takes --help. Configuration is by environment variable:
+`
 
 // run dispatches to a subcommand and returns the process exit code.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -21,12 +35,26 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "run"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "-help") {
+		fmt.Fprint(stdout, commands)
+		_ = config.Usage(stdout)
+		return 0
 	}
 	switch cmd {
+	case "run":
+		return runRun(ctx, args, stderr)
+	case "get":
+		return runGet(ctx, args, stdout, stderr)
 	case "reduce":
 		return runReduce(ctx, args, stdin, stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args, stdout, stderr)
+	case "help":
+		fmt.Fprint(stdout, commands)
+		_ = config.Usage(stdout)
+		return 0
 	default:
-		fmt.Fprintf(stderr, "jetsnap: unknown command %q; commands: run, get, state, reduce, demo, bench\n", cmd)
+		fmt.Fprintf(stderr, "jetsnap: unknown command %q\n\n%s", cmd, commands)
 		return 2
 	}
 }
