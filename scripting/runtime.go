@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -89,8 +88,8 @@ type realm struct {
 	handlers map[string]goja.Callable
 	any      goja.Callable
 
-	parse, stringify goja.Callable
-	replacer         goja.Value
+	stringify goja.Callable
+	replacer  goja.Value
 
 	now time.Time // what Date.now() and new Date() give
 	rng uint64    // Math.random state
@@ -120,10 +119,8 @@ func newRealm(parent context.Context, s *Script, actor string, lim Limits, conso
 	vm.SetTimeSource(func() time.Time { return r.now })
 	vm.SetRandSource(r.random)
 	r.seed(0)
-	// Take JSON's functions before the script can replace them.
-	json := vm.Get("JSON").ToObject(vm)
-	r.parse, _ = goja.AssertFunction(json.Get("parse"))
-	r.stringify, _ = goja.AssertFunction(json.Get("stringify"))
+	// Take what we call before the script can replace it.
+	r.stringify, _ = goja.AssertFunction(vm.Get("JSON").ToObject(vm).Get("stringify"))
 	r.replacer = vm.ToValue(r.replace)
 	if err := r.sandbox(); err != nil {
 		return nil, r.scriptError(err, nil)
@@ -254,13 +251,10 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 			return nil, err
 		}
 	} else {
-		if err := r.try(func() error {
-			v, err := r.parse(goja.Undefined(), r.vm.ToValue(string(state)))
-			st = v
-			return err
-		}); err != nil {
-			return nil, r.scriptError(fmt.Errorf("base state is not valid JSON: %w", err), nil)
+		if !utf8.Valid(state) || !json.Valid(state) {
+			return nil, r.scriptError(errors.New("base state is not valid JSON"), nil)
 		}
+		st = decodeData(r.vm, state)
 	}
 	for i := range events {
 		ev := &events[i]
@@ -280,11 +274,8 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 		}
 		var next goja.Value
 		err := r.try(func() error {
-			obj, err := r.event(ev)
-			if err != nil {
-				return err
-			}
-			next, err = fn(goja.Undefined(), st, obj)
+			var err error
+			next, err = fn(goja.Undefined(), st, r.event(ev))
 			return err
 		})
 		if err != nil {
@@ -400,11 +391,24 @@ func typeOf(v goja.Value) string {
 }
 
 // event builds the JS event object.
-func (r *realm) event(ev *Event) (goja.Value, error) {
+func (r *realm) event(ev *Event) goja.Value {
 	vm := r.vm
-	data, err := r.data(ev.Data)
-	if err != nil {
-		return nil, err
+	t := ""
+	if !ev.Time.IsZero() {
+		t = ev.Time.UTC().Format(time.RFC3339Nano)
+	}
+	h := vm.NewObject()
+	if len(ev.Headers) > 0 {
+		keys := make([]string, 0, len(ev.Headers))
+		for k, vs := range ev.Headers {
+			if len(vs) > 0 {
+				keys = append(keys, k)
+			}
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			_ = h.DefineDataProperty(k, vm.ToValue(ev.Headers[k][0]), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+		}
 	}
 	o := vm.NewObject()
 	set := func(k string, v goja.Value) {
@@ -412,44 +416,13 @@ func (r *realm) event(ev *Event) (goja.Value, error) {
 	}
 	set("actor", vm.ToValue(ev.Actor))
 	set("type", vm.ToValue(ev.Type))
-	set("data", data)
+	set("data", decodeData(vm, ev.Data))
 	set("seq", vm.ToValue(float64(ev.Seq)))
 	set("version", vm.ToValue(float64(ev.Version)))
-	t := ""
-	if !ev.Time.IsZero() {
-		t = ev.Time.UTC().Format(time.RFC3339Nano)
-	}
 	set("time", vm.ToValue(t))
 	set("subject", vm.ToValue(ev.Subject))
-	h := vm.NewObject()
-	keys := make([]string, 0, len(ev.Headers))
-	for k, vs := range ev.Headers {
-		if len(vs) > 0 {
-			keys = append(keys, k)
-		}
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		_ = h.DefineDataProperty(k, vm.ToValue(ev.Headers[k][0]), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
-	}
 	set("headers", h)
-	return o, nil
-}
-
-// data decodes a payload: valid UTF-8 JSON as JSON.parse gives it,
-// anything else as a string.
-func (r *realm) data(b []byte) (goja.Value, error) {
-	if len(b) == 0 || !utf8.Valid(b) || !json.Valid(b) {
-		return r.vm.ToValue(strings.ToValidUTF8(string(b), "\uFFFD")), nil
-	}
-	v, err := r.parse(goja.Undefined(), r.vm.ToValue(string(b)))
-	if err != nil {
-		if isUncatchable(err) {
-			return nil, err
-		}
-		return r.vm.ToValue(string(b)), nil
-	}
-	return v, nil
+	return o
 }
 
 // MaxStateDepth bounds how deeply objects and arrays nest in a stored

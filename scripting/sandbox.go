@@ -11,17 +11,25 @@ import (
 // console whose output goes to the Runtime's console hook, or nowhere.
 func (r *realm) sandbox() error {
 	vm := r.vm
-	// GoError is goja's wrapper for Go errors; scripts have no use for it.
-	if err := vm.GlobalObject().Delete("GoError"); err != nil {
-		return err
+	if !r.s.console {
+		return nil
 	}
-	console := vm.NewObject()
-	for _, level := range []string{"log", "info", "warn", "error", "debug"} {
-		if err := console.Set(level, r.consoleFunc(level)); err != nil {
-			return err
+	// console is made on first use: most folds never touch it and native
+	// functions cost a few µs per realm.
+	global := vm.GlobalObject()
+	getter := vm.ToValue(func(goja.FunctionCall) goja.Value {
+		console := vm.NewObject()
+		for _, level := range []string{"log", "info", "warn", "error", "debug"} {
+			_ = console.Set(level, r.consoleFunc(level))
 		}
-	}
-	return vm.GlobalObject().DefineDataProperty("console", console, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+		_ = global.DefineDataProperty("console", console, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+		return console
+	})
+	setter := vm.ToValue(func(call goja.FunctionCall) goja.Value {
+		_ = global.DefineDataProperty("console", call.Argument(0), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_FALSE)
+		return goja.Undefined()
+	})
+	return global.DefineAccessorProperty("console", getter, setter, goja.FLAG_TRUE, goja.FLAG_FALSE)
 }
 
 func (r *realm) consoleFunc(level string) func(goja.FunctionCall) goja.Value {

@@ -1,6 +1,7 @@
 package scripting
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -29,9 +30,10 @@ type Script struct {
 	File     string // path of the file, as given to Compile
 	Identity string // "r<revision>" if the script defines a global `revision`, else the first 16 hex digits of sha256(file bytes)
 
-	form form
-	prog *goja.Program
-	hash [sha256.Size]byte
+	form    form
+	prog    *goja.Program
+	hash    [sha256.Size]byte
+	console bool // the source mentions console: define it in realms
 }
 
 // Reducer returns "<type>@<identity>", the value of the Jetsnap-Reducer header.
@@ -47,6 +49,10 @@ func Compile(file string, src []byte) (*Script, error) {
 		Type: strings.TrimSuffix(filepath.Base(file), ".js"),
 		File: file,
 		hash: sha256.Sum256(src),
+		// A realm defines console only for scripts that name it (it costs
+		// a few µs per fold); code that builds the name at run time
+		// finds no console.
+		console: bytes.Contains(src, []byte("console")),
 	}
 	if !utf8.Valid(src) {
 		return nil, &ScriptError{File: file, Err: errors.New("SyntaxError: file is not valid UTF-8")}
