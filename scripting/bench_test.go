@@ -146,13 +146,21 @@ func BenchmarkDecodeData(b *testing.B) {
 // BenchmarkRealm is the fixed cost of a fold: a fresh realm running the
 // script's top level.
 func BenchmarkRealm(b *testing.B) {
-	s := mustCompile(b, "account.js", benchFunctionSrc)
-	b.ReportAllocs()
-	for b.Loop() {
-		r, err := newRealm(context.Background(), s, "account.42", Limits{}.withDefaults(), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.close()
+	for _, c := range []struct{ name, src string }{
+		{"plain", benchFunctionSrc},
+		{"console", benchFunctionSrc + "// console"},
+		{"guards", benchFunctionSrc + "// Array.from"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := mustCompile(b, "account.js", c.src)
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := newRealm(context.Background(), s, "account.42", Limits{}.withDefaults(), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				r.close()
+			}
+		})
 	}
 }

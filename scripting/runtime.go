@@ -125,6 +125,9 @@ func newRealm(parent context.Context, s *Script, actor string, lim Limits, conso
 	if err := r.sandbox(); err != nil {
 		return nil, r.scriptError(err, nil)
 	}
+	if err := r.guard(); err != nil {
+		return nil, r.scriptError(err, nil)
+	}
 	if _, err := vm.RunProgram(s.prog); err != nil {
 		return nil, r.scriptError(err, nil)
 	}

@@ -191,3 +191,30 @@ func TestDeepState(t *testing.T) {
 	}
 	require_Contains(t, err.Error(), "nested")
 }
+
+func TestGuards(t *testing.T) {
+	rt := NewRuntime(Limits{Timeout: time.Second})
+	cases := []struct{ expr, want string }{
+		{`return 'ab'.repeat(3) + 'x'.padStart(3, '-') + 'y'.padEnd(2, '.') + [1, 2].join('+');`, `"v":"ababab--xy.1+2"`},
+		{`return [new Array(3).fill(7), Array.from({length: 2}, function (_, i) { return i; }), Array.from(new Set([1]))];`, `"v":[[7,7,7],[0,1],[1]]`},
+		{`return [1, 2, 3, 4].fill(0, -2);`, `"v":[1,2,0,0]`},
+		{`return String.prototype.repeat.name + String.prototype.repeat.call("z", 2);`, `"v":"repeatzz"`},
+	}
+	for _, c := range cases {
+		require_Contains(t, probe(t, c.expr), c.want)
+	}
+	for _, expr := range []string{
+		`'x'.repeat(2 ** 28)`, `'x'.padStart(2 ** 30)`, `''.padEnd(Infinity)`, `new Array(1e8).fill(0)`,
+		`Array.from({length: 3e7})`, `var a = []; a.length = 1e9; a.join('x')`, `Array.prototype.fill.call({length: 1e9}, 1)`,
+	} {
+		s := mustCompile(t, "g.js", "function reduce(s, e) { "+expr+"; return s; }")
+		start := time.Now()
+		_, err := fold(t, rt, s, "g.1", "", evs("g.1", "A", `{}`))
+		if err == nil || !strings.Contains(err.Error(), "RangeError") {
+			t.Errorf("%s: error %v, want a RangeError", expr, err)
+		}
+		if el := time.Since(start); el > 250*time.Millisecond {
+			t.Errorf("%s: took %s", expr, el)
+		}
+	}
+}

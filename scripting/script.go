@@ -34,6 +34,7 @@ type Script struct {
 	prog    *goja.Program
 	hash    [sha256.Size]byte
 	console bool // the source mentions console: define it in realms
+	guards  bool // the source names a guarded built-in (see guardNames)
 }
 
 // Reducer returns "<type>@<identity>", the value of the Jetsnap-Reducer header.
@@ -53,6 +54,9 @@ func Compile(file string, src []byte) (*Script, error) {
 		// a few µs per fold); code that builds the name at run time
 		// finds no console.
 		console: bytes.Contains(src, []byte("console")),
+	}
+	for _, name := range guardNames {
+		s.guards = s.guards || bytes.Contains(src, []byte(name))
 	}
 	if !utf8.Valid(src) {
 		return nil, &ScriptError{File: file, Err: errors.New("SyntaxError: file is not valid UTF-8")}
