@@ -53,19 +53,19 @@ func runReduce(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		maxState = fs.Int("max-state-bytes", scripting.DefaultMaxStateBytes, "limit on the state's JSON (JETSNAP_MAX_STATE_BYTES)")
 		quiet    = fs.Bool("quiet", false, "drop console.log output of the reducer (default: to standard error)")
 	)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), reduceUsage)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() {} // parse errors get one line, --help the full text
+
 	// Accept flags after positional arguments too.
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
 				fs.SetOutput(stdout)
-				fs.Usage()
+				fmt.Fprint(stdout, reduceUsage)
+				fs.PrintDefaults()
 				return 0
 			}
+			fmt.Fprintln(stderr, "see jetsnap reduce --help")
 			return 2
 		}
 		if fs.NArg() == 0 {

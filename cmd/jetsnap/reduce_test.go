@@ -165,3 +165,14 @@ func TestReduceCheckAndHelp(t *testing.T) {
 		t.Fatalf("exit %d, help:\n%s", code, out)
 	}
 }
+
+func TestReduceHelpOnlyOnStdout(t *testing.T) {
+	code, out, errs := reduce(t, "", "-h")
+	if code != 0 || errs != "" || !strings.HasPrefix(out, "Usage:") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+	code, out, errs = reduce(t, "", "--bogus")
+	if code != 2 || out != "" || strings.Contains(errs, "Usage:") || !strings.Contains(errs, "-bogus") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
