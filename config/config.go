@@ -48,6 +48,7 @@ type Config struct {
 	MaxStateBytes    int                 `envconfig:"JETSNAP_MAX_STATE_BYTES" default:"921600" desc:"largest stored state in bytes, up to 64 MiB; must fit the server's max_payload (1 MiB by default) with headers"`
 	AckWait          time.Duration       `envconfig:"JETSNAP_ACK_WAIT" default:"30s" desc:"consumer ack wait; longer than JETSNAP_SCRIPT_TIMEOUT"`
 	MaxAckPending    int                 `envconfig:"JETSNAP_MAX_ACK_PENDING" default:"20000" desc:"consumer max ack pending: events in flight, >= 1"`
+	BufferBytes      int                 `envconfig:"JETSNAP_BUFFER_BYTES" default:"67108864" desc:"memory for events kept for captures (64 MiB); past it captures read events back from the stream, >= 0"`
 	DataDir          string              `envconfig:"JETSNAP_DATA_DIR" default:"./data" desc:"embedded server only: JetStream store directory"`
 	EmbeddedListen   string              `envconfig:"JETSNAP_EMBEDDED_LISTEN" default:"127.0.0.1:4222" desc:"embedded server only: host:port it listens on"`
 	HTTPAddr         string              `envconfig:"JETSNAP_HTTP_ADDR" default:":9464" desc:"host:port of /metrics, /healthz and /readyz"`

@@ -145,6 +145,7 @@ func (c Config) problems() []problem {
 			kv("JETSNAP_ACK_WAIT", c.AckWait.String()), kv("JETSNAP_SCRIPT_TIMEOUT", c.ScriptTimeout.String()))})
 	}
 	add(checkRange("JETSNAP_MAX_ACK_PENDING", c.MaxAckPending, 1, 0))
+	add(checkRange("JETSNAP_BUFFER_BYTES", c.BufferBytes, 0, 0))
 
 	add(checkNotEmpty("JETSNAP_DATA_DIR", c.DataDir))
 	add(checkHostPort("JETSNAP_EMBEDDED_LISTEN", c.EmbeddedListen))

@@ -20,6 +20,7 @@ type job struct {
 	seq          uint64
 	msg          jetstream.Msg // the triggering event, settled after the capture; nil when none is held
 	queued       time.Time
+	tail         *buffer // the events since the previous placement, when all came through the hot path
 }
 
 var (
@@ -46,25 +47,49 @@ func (e *ReducerError) Error() string {
 
 func (e *ReducerError) Unwrap() error { return e.Err }
 
-// work runs the captures of one worker until its queue is closed.
-func (s *Snapshotter) work(ctx context.Context, _ int, rt *scripting.Runtime, jobs <-chan job) {
+// work runs the captures of one worker until its queue is closed. A capture
+// that fails for a passing reason (NATS unreachable, a timeout) is retried
+// in place, so that one actor's captures stay in order; after stop (the end
+// of Run's context) it is abandoned instead, unacknowledged, to be
+// redelivered.
+func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime, jobs <-chan job) {
 	for j := range jobs {
-		if ctx.Err() != nil {
-			s.stats.Queued.Add(-1)
-			continue // abandoned: not acknowledged, so redelivered
-		}
 		if j.msg != nil && time.Since(j.queued) > s.cfg.AckWait/2 {
 			_ = j.msg.InProgress()
 		}
-		_, err := s.capture(ctx, rt, j)
-		s.settle(ctx, j, err)
+		backoff := 50 * time.Millisecond
+		for {
+			_, err := s.capture(ctx, rt, j)
+			if !transient(err) || ctx.Err() != nil || stop.Err() != nil {
+				s.settle(j, err)
+				break
+			}
+			s.stats.CaptureErrors.Add(1)
+			s.log.Warn("capture failed; retrying", "actor", j.key, "version", j.version, "retry_in", backoff, "err", err)
+			if j.msg != nil {
+				_ = j.msg.InProgress()
+			}
+			select {
+			case <-time.After(backoff):
+			case <-stop.Done():
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		s.release(j.tail)
 		s.stats.Queued.Add(-1)
 	}
 }
 
+// transient reports whether a capture error may pass by itself.
+func transient(err error) bool {
+	var rerr *ReducerError
+	return err != nil && !errors.Is(err, errUpToDate) && !errors.As(err, &rerr) &&
+		!errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrNoReducer)
+}
+
 // settle maps the outcome of a capture to the triggering event's ack: the
 // one place that decides acks for captures.
-func (s *Snapshotter) settle(ctx context.Context, j job, err error) {
+func (s *Snapshotter) settle(j job, err error) {
 	var rerr *ReducerError
 	switch {
 	case err == nil:
@@ -77,16 +102,14 @@ func (s *Snapshotter) settle(ctx context.Context, j job, err error) {
 		s.stats.ReducerErrors.Add(1)
 		s.log.Error("reducer failed; no snapshot at this version, other actors go on", "actor", j.key, "version", j.version, "seq", j.seq, "err", rerr.Err)
 		s.ack(j.msg)
-	case ctx.Err() != nil:
-		// Shutting down: leave the event unacknowledged for redelivery.
 	case errors.Is(err, ErrStreamMismatch), errors.Is(err, ErrNoReducer):
 		s.stats.CaptureErrors.Add(1)
 		s.log.Error("capture failed", "actor", j.key, "version", j.version, "seq", j.seq, "err", err)
 		s.ack(j.msg)
 	default:
-		s.stats.CaptureErrors.Add(1)
-		s.log.Warn("capture failed; the event will be redelivered", "actor", j.key, "version", j.version, "seq", j.seq, "err", err)
-		s.nak(j.msg)
+		// Shutting down mid-capture: leave the event unacknowledged; it is
+		// redelivered and captured after the restart.
+		s.log.Info("capture abandoned at shutdown; its event will be redelivered", "actor", j.key, "version", j.version, "err", err)
 	}
 }
 
@@ -150,9 +173,18 @@ func (s *Snapshotter) fold(ctx context.Context, rt *scripting.Runtime, script *s
 			state, fromSeq, fromVersion = base.State, base.LastSeq, base.Version
 		}
 	}
-	events, err := s.readEvents(ctx, j.key, j.typ, j.id, fromSeq, j.seq, j.version-fromVersion, fromVersion)
-	if err != nil {
-		return Snapshot{}, err
+	var events []scripting.Event
+	if tail := j.tail; tail != nil && fromVersion+uint64(len(tail.events)) == j.version && len(tail.events) > 0 &&
+		tail.events[0].seq > fromSeq && tail.events[len(tail.events)-1].seq == j.seq {
+		// The base ends right where the buffered events begin.
+		events = eventsFrom(j.key, tail.events, fromVersion)
+	} else {
+		var err error
+		events, err = s.readEvents(ctx, j.key, j.typ, j.id, fromSeq, j.seq, j.version-fromVersion, fromVersion)
+		if err != nil {
+			return Snapshot{}, err
+		}
+		s.stats.StreamReads.Add(uint64(len(events)))
 	}
 	out, err := rt.Fold(ctx, script, j.key, state, events)
 	if err != nil {
@@ -201,7 +233,7 @@ func toEvent(key, token string, version uint64, sm storedMsg) scripting.Event {
 		Data:    sm.Data,
 		Seq:     sm.Seq,
 		Version: version,
-		Time:    sm.Time,
+		Time:    sm.Time.UTC(),
 		Headers: sm.Header,
 	}
 }

@@ -87,7 +87,8 @@ func (e *env) publish(subjects []string, types []string) {
 		futures := make([]jetstream.PubAckFuture, 0, end-start)
 		for i := start; i < end; i++ {
 			data, _ := json.Marshal(map[string]any{"type": types[i], "i": i})
-			f, err := e.js.PublishAsync(subjects[i], data)
+			msg := &nats.Msg{Subject: subjects[i], Data: data, Header: nats.Header{"Trace-Id": {strconv.Itoa(i)}}}
+			f, err := e.js.PublishMsgAsync(msg)
 			if err != nil {
 				e.t.Fatal(err)
 			}
@@ -118,6 +119,7 @@ type options struct {
 	strategy snapshotter.Strategy
 	workers  int
 	ackWait  time.Duration
+	buffer   int64 // Config.BufferBytes
 }
 
 func defaults() options {
@@ -150,6 +152,7 @@ func (e *env) run(o options) *jetsnap {
 		Strategy:        o.strategy,
 		Workers:         max(o.workers, 2),
 		AckWait:         o.ackWait,
+		BufferBytes:     o.buffer,
 		ShutdownTimeout: 5 * time.Second,
 	}, nc, js, scripts, log)
 	if err != nil {

@@ -74,12 +74,59 @@ func TestManyActors(t *testing.T) {
 	o := defaults()
 	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25, OnTypes: []string{"Closed"}}
 	o.workers = 4
-	e.run(o)
+	j := e.run(o)
 	subjects, types := workload(1000, 50, []string{"Deposited", "Withdrawn", "Renamed", "Closed"}, 1)
 	e.publish(subjects, types)
 	waitFor(t, 2*time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
 	if n := e.check(o.strategy); n < 1000 {
 		t.Fatalf("only %d snapshots checked", n)
+	}
+	if n := j.snap.Stats().StreamReads.Load(); n != 0 {
+		t.Errorf("captures read %d events back from the stream; keeping up, they should all come from memory", n)
+	}
+}
+
+// TestTailFromStreamOrMemory: the same events give byte-identical snapshots
+// whether captures fold buffered events or read them back from the stream.
+func TestTailFromStreamOrMemory(t *testing.T) {
+	e := newEnv(t)
+	e.script("account", "testdata/echo.js")
+	subjects, types := workload(50, 60, []string{"Deposited", "Withdrawn"}, 9)
+	e.publish(subjects, types)
+	ctx := context.Background()
+	bodies := make([]map[string][]string, 2)
+	for i, buffer := range []int64{0, 1} { // default budget; one byte: every tail is dropped
+		// Start over on the same events.
+		if err := e.js.DeleteConsumer(ctx, "EVENTS", "jetsnap"); err != nil && i > 0 {
+			t.Fatal(err)
+		}
+		// A new stream, not a purge: a purge keeps the Nats-Msg-Id window,
+		// which would take the second run's snapshots for duplicates.
+		if err := e.js.DeleteStream(ctx, "SNAPSHOTS"); err != nil {
+			t.Fatal(err)
+		}
+		if err := snapshotter.EnsureSnapshotStream(ctx, e.js, snapshotter.StreamConfig{Keep: 1000}); err != nil {
+			t.Fatal(err)
+		}
+		o := defaults()
+		o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25}
+		o.buffer = buffer
+		j := e.run(o)
+		waitFor(t, time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
+		j.stop()
+		reads := j.snap.Stats().StreamReads.Load()
+		if (buffer == 1) != (reads > 0) {
+			t.Fatalf("buffer %d bytes: %d events read from the stream", buffer, reads)
+		}
+		bodies[i] = map[string][]string{}
+		for actor, snaps := range e.allSnapshots() {
+			for _, s := range snaps {
+				bodies[i][actor] = append(bodies[i][actor], fmt.Sprintf("v%d@%d %s", s.Version, s.LastSeq, s.State))
+			}
+		}
+	}
+	if len(bodies[0]) != 50 || fmt.Sprint(bodies[0]) != fmt.Sprint(bodies[1]) {
+		t.Fatalf("snapshots differ:\nmemory: %v\nstream: %v", bodies[0], bodies[1])
 	}
 }
 
@@ -127,9 +174,12 @@ func TestLag(t *testing.T) {
 	o.workers = 4
 	subjects, types := workload(500, 200, []string{"Deposited", "Withdrawn"}, 5)
 	e.publish(subjects, types)
-	e.run(o)
+	j := e.run(o)
 	waitFor(t, 3*time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
 	if n := e.check(o.strategy); n != 1000 {
 		t.Fatalf("%d snapshots checked, want 1000 (2 per actor)", n)
+	}
+	if n := j.snap.Stats().StreamReads.Load(); n != 0 {
+		t.Errorf("captures read %d events back from the stream; they should all come from memory", n)
 	}
 }

@@ -44,6 +44,7 @@ type Config struct {
 	QueueSize       int      // captures queued per worker before Handle blocks, default 256
 	AckWait         time.Duration
 	ShutdownTimeout time.Duration // how long Run waits for queued captures at the end, default 10s
+	BufferBytes     int64         // memory for events buffered for captures, default 64 MiB; 0 in the zero Config
 	Limits          scripting.Limits
 }
 
@@ -69,6 +70,9 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 10 * time.Second
 	}
+	if c.BufferBytes == 0 {
+		c.BufferBytes = 64 << 20
+	}
 }
 
 // Validate checks the configuration.
@@ -93,6 +97,9 @@ type Stats struct {
 	Resyncs       atomic.Uint64 // tallies counted again from the streams
 	Conflicts     atomic.Uint64 // publishes refused because a newer snapshot appeared
 	ReplayEvents  atomic.Uint64 // events folded by captures
+	StreamReads   atomic.Uint64 // events captures read back from the stream (not from memory)
+	Evictions     atomic.Uint64 // actor buffers dropped to stay within BufferBytes
+	Buffered      atomic.Int64  // bytes of events buffered for captures
 	Tracked       atomic.Int64  // actors with a tally
 	Queued        atomic.Int64  // captures queued or running
 }
@@ -124,6 +131,9 @@ type tally struct {
 	snap    uint64 // version of the last placement (snapshot due)
 	oldest  int64  // unix ns of the oldest event after snap (MaxAge only)
 	epoch   uint32 // delivery epoch of the last update
+	// tail holds the events after snap, in order, while every one of them
+	// came through the hot path; nil when they must be read from the stream.
+	tail *buffer
 }
 
 // New builds a Snapshotter. It starts nothing: call Run, then feed Handle.
@@ -159,9 +169,9 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	jobCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 	var wg sync.WaitGroup
-	for i, jobs := range s.workers {
+	for _, jobs := range s.workers {
 		rt := scripting.NewRuntime(s.cfg.Limits)
-		wg.Go(func() { s.work(jobCtx, i, rt, jobs) })
+		wg.Go(func() { s.work(jobCtx, ctx, rt, jobs) })
 	}
 	if s.cfg.Strategy.UsesAge() {
 		wg.Go(func() { s.sweep(ctx) })
@@ -236,6 +246,7 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 		// delivered to us, in order, so this one is the next version.
 		t.version++
 		t.lastSeq = sseq
+		s.buffer(t, ev)
 		s.evaluate(t, ev, nil)
 		return
 	}
@@ -273,7 +284,9 @@ func (s *Snapshotter) evaluate(t *tally, ev event, key *string) {
 	} else {
 		k = string(s.keyBuf)
 	}
-	s.queue(job{key: k, typ: ev.typ, id: ev.id, version: t.version, seq: ev.seq, msg: ev.msg})
+	tail := t.tail
+	t.tail = &buffer{}
+	s.queue(job{key: k, typ: ev.typ, id: ev.id, version: t.version, seq: ev.seq, msg: ev.msg, tail: tail})
 }
 
 // queue hands a capture to the worker that owns its actor, so that one
@@ -286,6 +299,7 @@ func (s *Snapshotter) queue(j job) {
 			s.log.Warn("no reducer for actor type: events are counted but not snapshotted; add the script to JETSNAP_SCRIPTS_DIR",
 				"type", j.typ, "file", j.typ+".js")
 		}
+		s.release(j.tail)
 		s.ack(j.msg)
 		return
 	}
@@ -336,6 +350,10 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 			return err
 		}
 	}
+	// The events after the last placement did not all come through the hot
+	// path: captures read them from the stream until the next placement.
+	s.release(t.tail)
+	t.tail = nil
 	if ev.seq <= t.lastSeq {
 		if err := s.redelivered(ctx, key, filter, t, ev); err != nil {
 			return err
@@ -374,9 +392,16 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 		}
 		t.version += skipped
 	}
+	// With nothing between the last placement and this event (a new actor,
+	// or the first event after a snapshot), the tail can start here.
+	startTail := k == 1 && t.version == t.snap
 	t.version++
 	t.lastSeq = ev.seq
 	t.epoch = s.epoch
+	if startTail {
+		t.tail = &buffer{}
+		s.buffer(t, ev)
+	}
 	s.install(key, t, fresh)
 	s.evaluate(t, ev, &key)
 	return nil
@@ -504,7 +529,9 @@ func (s *Snapshotter) sweep(ctx context.Context) {
 			}
 			typ, id, _ := SplitActor(key)
 			t.snap, t.oldest = t.version, 0
-			s.queue(job{key: key, typ: typ, id: id, version: t.version, seq: t.lastSeq})
+			tail := t.tail
+			t.tail = &buffer{}
+			s.queue(job{key: key, typ: typ, id: id, version: t.version, seq: t.lastSeq, tail: tail})
 		}
 		s.mu.Unlock()
 	}

@@ -110,6 +110,7 @@ func snapshotterConfig(cfg *config.Config) snapshotter.Config {
 		Workers:         cfg.Workers,
 		AckWait:         cfg.AckWait,
 		ShutdownTimeout: cfg.ShutdownTimeout,
+		BufferBytes:     max(int64(cfg.BufferBytes), 1), // 0 means no buffer, not the default
 		Limits:          limits(cfg),
 	}
 }

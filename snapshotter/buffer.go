@@ -1,0 +1,88 @@
+package snapshotter
+
+import (
+	"time"
+
+	"github.com/jetsnap/jetsnap/scripting"
+	"github.com/nats-io/nats.go"
+)
+
+// buffer is the events of one actor after its last placement, kept so that
+// a capture folds them from memory instead of reading them back from the
+// stream. The message's own slices are kept: nothing is copied.
+type buffer struct {
+	events []buffered
+	bytes  int64
+}
+
+type buffered struct {
+	subject string
+	token   string
+	data    []byte
+	header  nats.Header
+	seq     uint64
+	time    int64 // unix ns
+}
+
+// bufferedOverhead approximates what a buffered event costs beyond its
+// payload and headers.
+const bufferedOverhead = 96
+
+// buffer appends ev to the actor's tail, or drops the tail when the total
+// would pass Config.BufferBytes: that actor's next capture then reads from
+// the stream. The caller holds s.mu.
+func (s *Snapshotter) buffer(t *tally, ev event) {
+	if t.tail == nil {
+		return
+	}
+	data, header := ev.msg.Data(), ev.msg.Headers()
+	size := int64(len(data)+len(ev.msg.Subject())) + bufferedOverhead
+	for k, vs := range header {
+		size += int64(len(k))
+		for _, v := range vs {
+			size += int64(len(v))
+		}
+	}
+	if s.stats.Buffered.Load()+size > s.cfg.BufferBytes {
+		s.stats.Evictions.Add(1)
+		s.release(t.tail)
+		t.tail = nil
+		return
+	}
+	t.tail.events = append(t.tail.events, buffered{
+		subject: ev.msg.Subject(), token: ev.token, data: data, header: header, seq: ev.seq, time: ev.time,
+	})
+	t.tail.bytes += size
+	s.stats.Buffered.Add(size)
+}
+
+// release gives a tail's bytes back to the budget.
+func (s *Snapshotter) release(b *buffer) {
+	if b != nil && b.bytes > 0 {
+		s.stats.Buffered.Add(-b.bytes)
+		b.bytes = 0
+	}
+}
+
+// eventsFrom turns buffered events into reducer events numbered from
+// fromVersion+1, exactly as toEvent does for events read from the stream.
+func eventsFrom(key string, b []buffered, fromVersion uint64) []scripting.Event {
+	out := make([]scripting.Event, len(b))
+	for i, e := range b {
+		h := e.header
+		if len(h) == 0 {
+			h = nil
+		}
+		out[i] = scripting.Event{
+			Actor:   key,
+			Type:    eventType(e.token, e.header, e.data),
+			Subject: e.subject,
+			Data:    e.data,
+			Seq:     e.seq,
+			Version: fromVersion + uint64(i) + 1,
+			Time:    time.Unix(0, e.time).UTC(),
+			Headers: h,
+		}
+	}
+	return out
+}
