@@ -119,7 +119,10 @@ func (p Pattern) Match(subject string) (actorType, id, event string, ok bool) {
 	rest := subject
 	for i, tok := range p.tokens {
 		if tok == ">" {
-			return actorType, id, event, rest != ""
+			if rest == "" {
+				return "", "", "", false
+			}
+			return actorType, id, event, true
 		}
 		if rest == "" {
 			return "", "", "", false
@@ -149,7 +152,10 @@ func (p Pattern) Match(subject string) (actorType, id, event string, ok bool) {
 			}
 		}
 	}
-	return actorType, id, event, rest == ""
+	if rest != "" {
+		return "", "", "", false
+	}
+	return actorType, id, event, true
 }
 
 // SplitActor splits an actor key "<type>.<id>" into its type and id. The id

@@ -3,6 +3,7 @@ package snapshotter_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -181,5 +182,56 @@ func TestLag(t *testing.T) {
 	}
 	if n := j.snap.Stats().StreamReads.Load(); n != 0 {
 		t.Errorf("captures read %d events back from the stream; they should all come from memory", n)
+	}
+}
+
+// TestNoReducer: an actor type with no script is counted and acknowledged,
+// never snapshotted, and does not hold up the others.
+func TestNoReducer(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25}
+	j := e.run(o)
+	var subjects, types []string
+	for i := 0; i < 30; i++ {
+		subjects = append(subjects, "events.ghost.1", "events.account.1")
+		types = append(types, "Haunted", "Deposited")
+	}
+	e.publish(subjects, types)
+	events := e.allEvents()
+	delete(events, "ghost.1")
+	waitFor(t, 30*time.Second, "account snapshots", e.settled(o.strategy, events))
+	cons, err := e.js.Consumer(context.Background(), "EVENTS", "jetsnap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "every event acknowledged", func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	if n := j.snap.Stats().NoScript.Load(); n != 3 {
+		t.Errorf("NoScript = %d, want 3 (ghost.1 due at 10, 20, 30)", n)
+	}
+	if snaps := e.allSnapshots(); len(snaps["ghost.1"]) != 0 || len(snaps["account.1"]) != 3 {
+		t.Errorf("snapshots: ghost.1 %d, account.1 %d; want 0 and 3", len(snaps["ghost.1"]), len(snaps["account.1"]))
+	}
+}
+
+// TestMaxAge: an actor whose oldest unsnapshotted event is MaxAge old gets
+// a snapshot from the sweep, without further events.
+func TestMaxAge(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 1000, MinEvents: 3, MaxEvents: 500, MaxAge: 300 * time.Millisecond}
+	e.run(o)
+	e.publish([]string{"events.account.1", "events.account.1", "events.account.1", "events.account.1", "events.account.2"}, []string{"a", "b", "c", "d", "e"})
+	r := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, nil)
+	waitFor(t, 10*time.Second, "the MAX_AGE snapshot of account.1", func() bool {
+		snap, err := r.Latest(context.Background(), "account.1")
+		return err == nil && snap.Version == 4
+	})
+	// account.2 has one event, under MIN_EVENTS: no snapshot however old.
+	if _, err := r.Latest(context.Background(), "account.2"); !errors.Is(err, snapshotter.ErrNoSnapshot) {
+		t.Errorf("account.2: %v, want no snapshot", err)
 	}
 }

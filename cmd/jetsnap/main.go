@@ -9,11 +9,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/jetsnap/jetsnap/config"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+func main() {
+	// Reducers must fold the same everywhere: local-time Date methods in
+	// goja follow time.Local, so every host folds in UTC.
+	time.Local = time.UTC
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
 
 const commands = `usage: jetsnap [command] [flags]
 
