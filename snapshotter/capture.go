@@ -132,6 +132,14 @@ func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job)
 		if found && base.Version >= j.version {
 			return base, errUpToDate
 		}
+		if !found {
+			// A forgotten actor gets no snapshot until new events arrive.
+			if forgotten, err := s.store.forgotten(ctx, s.cfg.SnapshotPrefix, j.key); err != nil {
+				return Snapshot{}, err
+			} else if j.seq <= forgotten {
+				return Snapshot{}, errUpToDate
+			}
+		}
 		snap, err := s.fold(ctx, rt, script, j, base, found)
 		if err != nil {
 			return Snapshot{}, err

@@ -1,6 +1,7 @@
 package snapshotter
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -158,13 +159,14 @@ func (p Pattern) Match(subject string) (actorType, id, event string, ok bool) {
 	return actorType, id, event, true
 }
 
-// SplitActor splits an actor key "<type>.<id>" into its type and id. The id
-// may itself contain no dots when it comes from a pattern, but keys given by
-// users are split at the first dot.
+var errBadActor = errors.New("bad actor key")
+
+// SplitActor splits an actor key "<type>.<id>" into its type and id, each
+// one subject token.
 func SplitActor(actor string) (actorType, id string, err error) {
 	t, id, found := strings.Cut(actor, ".")
-	if !found || t == "" || id == "" {
-		return "", "", fmt.Errorf("actor %q is not of the form <type>.<id>, e.g. account.42", actor)
+	if !found || t == "" || id == "" || strings.ContainsAny(actor, " *>\t\r\n") || strings.Contains(id, ".") {
+		return "", "", fmt.Errorf("%w: %q is not of the form <type>.<id>, e.g. account.42", errBadActor, actor)
 	}
 	return t, id, nil
 }

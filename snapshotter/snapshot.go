@@ -33,16 +33,30 @@ type Snapshot struct {
 	Stored    time.Time // when the snapshot was stored
 }
 
-// header returns the contract headers of s, with Nats-Msg-Id.
-func (s Snapshot) header() nats.Header {
+// Headers returns the contract headers of s (DESIGN.md, Snapshots), as
+// the service's replies carry them.
+func (s Snapshot) Headers() nats.Header {
 	h := make(nats.Header, 7)
 	h.Set(HeaderActor, s.Actor)
 	h.Set(HeaderVersion, strconv.FormatUint(s.Version, 10))
 	h.Set(HeaderLastSeq, strconv.FormatUint(s.LastSeq, 10))
 	h.Set(HeaderReducer, s.Reducer)
 	h.Set(HeaderEventTime, s.EventTime.UTC().Format(time.RFC3339Nano))
+	return h
+}
+
+// header returns the headers a snapshot is published with: the contract
+// headers and Nats-Msg-Id.
+func (s Snapshot) header() nats.Header {
+	h := s.Headers()
 	h.Set(nats.MsgIdHdr, s.Actor+"@"+strconv.FormatUint(s.Version, 10))
 	return h
+}
+
+// ParseHeaders reads a snapshot from the contract headers and body of a
+// message, such as a service reply.
+func ParseHeaders(h nats.Header, body []byte) (Snapshot, error) {
+	return parseSnapshot(storedMsg{Header: h, Data: body})
 }
 
 // parseSnapshot reads a stored snapshot message.

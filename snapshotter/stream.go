@@ -149,6 +149,11 @@ func (s *store) next(ctx context.Context, filter string, seq uint64) (storedMsg,
 // limit of them (limit <= 0: no limit). It stops early when fn returns
 // errStop, and returns the number of events passed to fn.
 func (s *store) scan(ctx context.Context, filter string, from, upTo uint64, limit int, fn func(storedMsg) error) (int, error) {
+	return s.scanIn(ctx, s.events, filter, from, upTo, limit, fn)
+}
+
+// scanIn is scan on any stream.
+func (s *store) scanIn(ctx context.Context, stream, filter string, from, upTo uint64, limit int, fn func(storedMsg) error) (int, error) {
 	const maxBatch = 1000
 	n := 0
 	for from <= upTo && (limit <= 0 || n < limit) {
@@ -156,7 +161,7 @@ func (s *store) scan(ctx context.Context, filter string, from, upTo uint64, limi
 		if limit > 0 {
 			batch = min(batch, limit-n)
 		}
-		got, last, more, err := s.batch(ctx, filter, from, batch, func(sm storedMsg) error {
+		got, last, more, err := s.batchIn(ctx, stream, filter, from, batch, func(sm storedMsg) error {
 			if sm.Seq > upTo {
 				return errStop
 			}
@@ -180,14 +185,18 @@ var errStop = errors.New("stop")
 // how many messages arrived, the last sequence, and whether more messages
 // match after it.
 func (s *store) batch(ctx context.Context, filter string, from uint64, size int, fn func(storedMsg) error) (got int, last uint64, more bool, err error) {
+	return s.batchIn(ctx, s.events, filter, from, size, fn)
+}
+
+func (s *store) batchIn(ctx context.Context, stream, filter string, from uint64, size int, fn func(storedMsg) error) (got int, last uint64, more bool, err error) {
 	req, _ := json.Marshal(directGetRequest{Seq: from, NextFor: filter, Batch: size})
 	inbox, replies, err := s.open(size)
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("read %s from stream %s: %w", filter, s.events, err)
+		return 0, 0, false, fmt.Errorf("read %s from stream %s: %w", filter, stream, err)
 	}
 	defer s.close(inbox)
-	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+s.events, inbox, req); err != nil {
-		return 0, 0, false, fmt.Errorf("read %s from stream %s: %w", filter, s.events, err)
+	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
+		return 0, 0, false, fmt.Errorf("read %s from stream %s: %w", filter, stream, err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -200,7 +209,7 @@ func (s *store) batch(ctx context.Context, filter string, from uint64, size int,
 		select {
 		case m = <-replies:
 		case <-ctx.Done():
-			return got, last, false, fmt.Errorf("read %s from stream %s: %w", filter, s.events, ctx.Err())
+			return got, last, false, fmt.Errorf("read %s from stream %s: %w", filter, stream, ctx.Err())
 		}
 		switch m.Header.Get("Status") {
 		case "204": // end of batch
@@ -213,7 +222,7 @@ func (s *store) batch(ctx context.Context, filter string, from uint64, size int,
 		}
 		sm, err := parseStored(m)
 		if err != nil {
-			return got, last, false, fmt.Errorf("read %s from stream %s: %w", filter, s.events, err)
+			return got, last, false, fmt.Errorf("read %s from stream %s: %w", filter, stream, err)
 		}
 		got++
 		last = sm.Seq

@@ -22,8 +22,9 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("get", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	raw := fs.Bool("raw", false, "print only the snapshot's state, as stored")
+	history := fs.Bool("history", false, "print every kept snapshot (JETSNAP_KEEP), newest first")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: jetsnap get [--raw] <type>.<id>\n\nPrints the latest snapshot of an actor, e.g. jetsnap get account.42.\nConnects with NATS_URL (default: the embedded server at JETSNAP_EMBEDDED_LISTEN).")
+		fmt.Fprintln(stderr, "usage: jetsnap get [--history] [--raw] <type>.<id>\n\nPrints the latest snapshot of an actor, e.g. jetsnap get account.42.\nConnects with NATS_URL (default: the embedded server at JETSNAP_EMBEDDED_LISTEN).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,6 +45,28 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	defer nc.Close()
 	r := snapshotter.NewReader(readerConfig(cfg), nc, nil)
+	if *history {
+		snaps, err := r.History(ctx, fs.Arg(0))
+		if err != nil {
+			fmt.Fprintf(stderr, "jetsnap get: %v\n", err)
+			return 1
+		}
+		if len(snaps) == 0 {
+			fmt.Fprintf(stderr, "jetsnap get: %s has no snapshot in stream %s\n", fs.Arg(0), cfg.SnapshotStream)
+			return 1
+		}
+		for i, snap := range snaps {
+			if i > 0 {
+				fmt.Fprintln(stdout, "---")
+			}
+			if *raw {
+				fmt.Fprintf(stdout, "%s\n", snap.State)
+			} else {
+				printSnapshot(stdout, snap)
+			}
+		}
+		return 0
+	}
 	snap, err := r.Latest(ctx, fs.Arg(0))
 	if errors.Is(err, snapshotter.ErrNoSnapshot) {
 		fmt.Fprintf(stderr, "jetsnap get: %s has no snapshot yet in stream %s\n", fs.Arg(0), cfg.SnapshotStream)
@@ -68,7 +91,9 @@ func printSnapshot(w io.Writer, s snapshotter.Snapshot) {
 	fmt.Fprintf(w, "%s: %d\n", snapshotter.HeaderLastSeq, s.LastSeq)
 	fmt.Fprintf(w, "%s: %s\n", snapshotter.HeaderReducer, s.Reducer)
 	fmt.Fprintf(w, "%s: %s\n", snapshotter.HeaderEventTime, s.EventTime.Format(time.RFC3339Nano))
-	fmt.Fprintf(w, "Snapshot-Seq: %d (stored %s, %s ago)\n", s.Seq, s.Stored.Format(time.RFC3339), time.Since(s.Stored).Round(time.Millisecond))
+	if s.Seq > 0 {
+		fmt.Fprintf(w, "Snapshot-Seq: %d (stored %s, %s ago)\n", s.Seq, s.Stored.Format(time.RFC3339), time.Since(s.Stored).Round(time.Millisecond))
+	}
 	var pretty bytes.Buffer
 	if json.Indent(&pretty, s.State, "", "  ") != nil {
 		pretty.Reset()

@@ -25,7 +25,11 @@ const commands = `usage: jetsnap [command] [flags]
 
 commands:
   run       consume events and publish snapshots (the default)
-  get       print an actor's latest snapshot
+  get       print an actor's latest snapshot (--history: all kept ones)
+  state     ask the running jetsnap for an actor's state now
+  capture   ask the running jetsnap to capture and publish a snapshot now
+  rebuild   re-capture snapshots made by an older reducer
+  forget    purge an actor's snapshots
   reduce    fold a JSONL file of events through a reducer, or --check scripts
   demo      publish sample events and show a snapshot
   bench     measure jetsnap against the bare consumer and a native fold
@@ -51,6 +55,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return runRun(ctx, args, stderr)
 	case "get":
 		return runGet(ctx, args, stdout, stderr)
+	case "state", "capture":
+		return runRequest(ctx, cmd, args, stdout, stderr)
+	case "rebuild":
+		return runRebuild(ctx, args, stdout, stderr)
+	case "forget":
+		return runForget(ctx, args, stdout, stderr)
 	case "reduce":
 		return runReduce(ctx, args, stdin, stdout, stderr)
 	case "demo":

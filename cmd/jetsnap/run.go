@@ -78,6 +78,13 @@ func serve(ctx context.Context, cfg *config.Config, conn *connection, scripts *s
 		MaxAckPending: cfg.MaxAckPending,
 	}, conn.js, log)
 
+	reader := snapshotter.NewReader(readerConfig(cfg), conn.nc, scripts)
+	svc, err := snapshotter.StartService(snapshotter.ServiceConfig{}, conn.nc, reader, log)
+	if err != nil {
+		return fmt.Errorf("start the jetsnap service: %w", err)
+	}
+	defer func() { _ = svc.Stop() }()
+
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -1,0 +1,197 @@
+package snapshotter_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jetsnap/jetsnap/snapshotter"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+func (e *env) reader() *snapshotter.Reader {
+	e.t.Helper()
+	return snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, mustLoad(e.t, e.scripts))
+}
+
+// TestService: the state and capture endpoints for a known actor, an
+// unknown actor, an unknown type and an actor whose reducer throws.
+func TestService(t *testing.T) {
+	e := newEnv(t)
+	e.script("bomb", "testdata/throws.js")
+	svc, err := snapshotter.StartService(snapshotter.ServiceConfig{}, e.nc, e.reader(), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	subjects, types := workload(1, 25, []string{"Deposited"}, 1)
+	subjects = append(subjects, "events.bomb.1", "events.bomb.1", "events.ghost.1")
+	types = append(types, "Fine", "Boom", "Whatever")
+	e.publish(subjects, types)
+
+	request := func(subject string) *nats.Msg {
+		t.Helper()
+		m, err := e.nc.Request(subject, nil, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", subject, err)
+		}
+		return m
+	}
+	m := request("jetsnap.state.account.0")
+	var st probeState
+	if err := json.Unmarshal(m.Data, &st); err != nil || st.N != 25 || m.Header.Get(snapshotter.HeaderVersion) != "25" || m.Header.Get(snapshotter.HeaderReducer) == "" {
+		t.Fatalf("state: %v %+v headers %v", err, st, m.Header)
+	}
+	if snaps := e.allSnapshots(); len(snaps) != 0 {
+		t.Fatalf("state published a snapshot: %v", snaps)
+	}
+	m = request("jetsnap.capture.account.0")
+	if m.Header.Get(snapshotter.HeaderVersion) != "25" || m.Header.Get(micro.ErrorCodeHeader) != "" {
+		t.Fatalf("capture: %v", m.Header)
+	}
+	if snaps := e.allSnapshots()["account.0"]; len(snaps) != 1 || snaps[0].Version != 25 {
+		t.Fatalf("capture stored %v", snaps)
+	}
+	// Capturing again with no new event returns the same snapshot.
+	request("jetsnap.capture.account.0")
+	if snaps := e.allSnapshots()["account.0"]; len(snaps) != 1 {
+		t.Fatalf("a second capture stored another snapshot: %v", snaps)
+	}
+
+	for _, c := range []struct{ subject, code, says string }{
+		{"jetsnap.state.account.404", snapshotter.CodeUnknownActor, "no events"},
+		{"jetsnap.capture.account.404", snapshotter.CodeUnknownActor, "no events"},
+		{"jetsnap.state.ghost.1", snapshotter.CodeNoReducer, "ghost.js"},
+		{"jetsnap.state.bomb.1", snapshotter.CodeReducer, "cannot handle Boom"},
+		{"jetsnap.capture.bomb.1", snapshotter.CodeReducer, "cannot handle Boom"},
+	} {
+		m := request(c.subject)
+		if m.Header.Get(micro.ErrorCodeHeader) != c.code || !strings.Contains(m.Header.Get(micro.ErrorHeader), c.says) {
+			t.Errorf("%s: code %q error %q, want %s saying %q", c.subject, m.Header.Get(micro.ErrorCodeHeader), m.Header.Get(micro.ErrorHeader), c.code, c.says)
+		}
+	}
+}
+
+// TestReducerChange: after a hot reload to a new reducer identity, the next
+// snapshots are rebuilt from version 0 by the new reducer; an old snapshot is
+// never a base.
+func TestReducerChange(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25}
+	j := e.run(o)
+	subjects, types := workload(20, 30, []string{"Deposited", "Withdrawn"}, 2)
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "first snapshots", e.settled(o.strategy, e.allEvents()))
+
+	e.script("account", "testdata/probe2.js") // revision 2: identity r2
+	waitFor(t, 10*time.Second, "jetsnap to reload the reducer", func() bool {
+		s, ok := j.scripts.Lookup("account")
+		return ok && s.Identity == "r2"
+	})
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
+	e.checkWith(o.strategy, true, 2)
+	r2 := 0
+	for actor, snaps := range e.allSnapshots() {
+		last := snaps[len(snaps)-1]
+		if last.Reducer != "account@r2" {
+			t.Errorf("%s: latest snapshot by %s, want account@r2", actor, last.Reducer)
+		}
+		for _, s := range snaps {
+			if s.Reducer == "account@r2" {
+				r2++
+			}
+		}
+	}
+	if r2 == 0 || j.snap.Stats().Invalidated.Load() == 0 {
+		t.Fatalf("r2 snapshots %d, invalidated bases %d", r2, j.snap.Stats().Invalidated.Load())
+	}
+}
+
+// TestRebuildBesideRun: rebuilding with a new reducer while jetsnap runs on
+// a live stream never stores a wrong snapshot, a lower version or a
+// duplicate.
+func TestRebuildBesideRun(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25}
+	e.run(o)
+	subjects, types := workload(30, 40, []string{"Deposited", "Withdrawn"}, 4)
+	e.publish(subjects[:600], types[:600])
+	e.script("account", "testdata/probe2.js")
+	r := e.reader()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { e.publish(subjects[600:], types[600:]) })
+	rebuilt := 0
+	for round := 0; round < 3; round++ {
+		actors, err := r.Actors(context.Background(), "account")
+		if err != nil || len(actors) != 30 {
+			t.Fatalf("Actors = %d, %v", len(actors), err)
+		}
+		for _, a := range actors {
+			_, err := r.Capture(context.Background(), a)
+			switch {
+			case err == nil:
+				rebuilt++
+			case errors.Is(err, snapshotter.ErrNoNewEvents):
+			default:
+				t.Fatalf("capture %s: %v", a, err)
+			}
+		}
+	}
+	wg.Wait()
+	if rebuilt == 0 {
+		t.Fatal("nothing rebuilt")
+	}
+	waitFor(t, time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
+	e.checkWith(o.strategy, false, 2)
+}
+
+// TestForget: snapshots are purged and events kept; no snapshot until new
+// events, and then one whose version counts the actor's whole history.
+func TestForget(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25}
+	j := e.run(o)
+	subjects, types := workload(2, 25, []string{"Deposited"}, 3)
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "snapshots", e.settled(o.strategy, e.allEvents()))
+	r := e.reader()
+	n, err := r.Forget(context.Background(), "account.0")
+	if err != nil || n != 2 {
+		t.Fatalf("Forget = %d, %v; want 2 snapshots purged", n, err)
+	}
+	if _, err := r.Latest(context.Background(), "account.0"); !errors.Is(err, snapshotter.ErrNoSnapshot) {
+		t.Fatalf("after forget: %v", err)
+	}
+	if evs := e.allEvents()["account.0"]; len(evs) != 25 {
+		t.Fatalf("events of account.0: %d, want 25 untouched", len(evs))
+	}
+	if _, err := r.Capture(context.Background(), "account.0"); !errors.Is(err, snapshotter.ErrForgotten) {
+		t.Fatalf("capture right after forget: %v, want ErrForgotten", err)
+	}
+
+	// Five more events: version 30 is due (EVERY=10) and counts all 30.
+	more, moreTypes := make([]string, 5), make([]string, 5)
+	for i := range more {
+		more[i], moreTypes[i] = "events.account.0", "Deposited"
+	}
+	e.publish(more, moreTypes)
+	waitFor(t, time.Minute, "a new snapshot of account.0", func() bool {
+		s, err := r.Latest(context.Background(), "account.0")
+		return err == nil && s.Version == 30
+	})
+	e.checkWith(o.strategy, false, 0)
+	if got := fmt.Sprint(j.snap.Stats().ReducerErrors.Load()); got != "0" {
+		t.Fatalf("reducer errors: %s", got)
+	}
+}
