@@ -54,17 +54,21 @@ func (e *ReducerError) Unwrap() error { return e.Err }
 // redelivered.
 func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime, jobs <-chan job) {
 	for j := range jobs {
+		s.stats.Running.Add(1)
 		if j.msg != nil && time.Since(j.queued) > s.cfg.AckWait/2 {
 			_ = j.msg.InProgress()
 		}
+		jctx, span := s.tel.startCapture(ctx, j)
 		backoff := 50 * time.Millisecond
 		for {
-			_, err := s.capture(ctx, rt, j)
+			snap, err := s.capture(jctx, rt, j)
 			if !transient(err) || ctx.Err() != nil || stop.Err() != nil {
 				s.settle(j, err)
+				s.tel.settled(jctx, span, j, snap, err)
 				break
 			}
 			s.stats.CaptureErrors.Add(1)
+			s.tel.retry(span, err)
 			s.log.Warn("capture failed; retrying", "actor", j.key, "version", j.version, "retry_in", backoff, "err", err)
 			if j.msg != nil {
 				_ = j.msg.InProgress()
@@ -76,6 +80,7 @@ func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime, job
 			backoff = min(2*backoff, 5*time.Second)
 		}
 		s.release(j.tail)
+		s.stats.Running.Add(-1)
 		s.stats.Queued.Add(-1)
 	}
 }
@@ -202,6 +207,7 @@ func (s *Snapshotter) fold(ctx context.Context, rt *scripting.Runtime, script *s
 		return Snapshot{}, &ReducerError{Actor: j.key, Version: j.version, Err: err}
 	}
 	s.stats.ReplayEvents.Add(uint64(len(events)))
+	s.tel.folded(ctx, events)
 	last := events[len(events)-1]
 	return Snapshot{
 		Actor:     j.key,

@@ -122,6 +122,7 @@ type options struct {
 	workers  int
 	ackWait  time.Duration
 	buffer   int64 // Config.BufferBytes
+	extra    []snapshotter.Option
 }
 
 func defaults() options {
@@ -156,7 +157,7 @@ func (e *env) run(o options) *jetsnap {
 		AckWait:         o.ackWait,
 		BufferBytes:     o.buffer,
 		ShutdownTimeout: 5 * time.Second,
-	}, nc, js, scripts, log)
+	}, nc, js, scripts, log, o.extra...)
 	if err != nil {
 		e.t.Fatal(err)
 	}

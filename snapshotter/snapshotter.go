@@ -102,6 +102,7 @@ type Stats struct {
 	Buffered      atomic.Int64  // bytes of events buffered for captures
 	Tracked       atomic.Int64  // actors with a tally
 	Queued        atomic.Int64  // captures queued or running
+	Running       atomic.Int64  // captures running
 }
 
 // Snapshotter tallies events and captures snapshots. Handle must be called
@@ -113,6 +114,7 @@ type Snapshotter struct {
 	scripts *scripting.Registry
 	log     *slog.Logger
 	stats   Stats
+	tel     *telemetry
 
 	mu       sync.Mutex // guards the fields below; Handle and the age sweep hold it
 	tallies  map[string]*tally
@@ -137,10 +139,15 @@ type tally struct {
 }
 
 // New builds a Snapshotter. It starts nothing: call Run, then feed Handle.
-func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.Registry, log *slog.Logger) (*Snapshotter, error) {
+// Options add telemetry (WithMeterProvider, WithTracerProvider).
+func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.Registry, log *slog.Logger, opts ...Option) (*Snapshotter, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	s := &Snapshotter{
 		cfg:      cfg,
@@ -151,6 +158,10 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.R
 		tallies:  make(map[string]*tally),
 		noScript: make(map[string]bool),
 		workers:  make([]chan job, cfg.Workers),
+	}
+	var err error
+	if s.tel, err = newTelemetry(o, &s.stats); err != nil {
+		return nil, fmt.Errorf("snapshotter: metrics: %w", err)
 	}
 	for i := range s.workers {
 		s.workers[i] = make(chan job, cfg.QueueSize)
