@@ -15,7 +15,7 @@ STATIC_BUILD := CGO_ENABLED=0 go build -trimpath -ldflags "-s -w"
 GO_VERSION = $(shell go list -m -f '{{.GoVersion}}')
 IMAGE ?= jetsnap:dev
 
-.PHONY: run demo test bench lint build docker dockerfile-check
+.PHONY: run demo test test-faults bench lint build docker dockerfile-check
 
 ## run: start jetsnap; with NATS_URL unset, an embedded nats-server keeps its data in ./data
 run:
@@ -29,6 +29,11 @@ demo:
 test:
 	@if [ -z "$(RACE)" ]; then echo "note: cgo is off (no C compiler?), running the tests without -race"; fi
 	go test $(RACE) -timeout 10m ./...
+
+## test-faults: the reliability suite: jetsnap as a real process killed with -9, nats-server outages
+## of 10 s and 150 s, redeliveries, duplicates, two replicas; about 10 minutes
+test-faults:
+	bash -o pipefail -c "go test -tags faults -run Fault -count=1 -timeout 20m -v ./snapshotter/ 2>&1 | grep -E '^(=== RUN|--- |\s+\w+_test.go|PASS|FAIL|ok|panic)'"
 
 ## bench: jetsnap's own benchmark
 bench:

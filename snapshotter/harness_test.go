@@ -304,9 +304,8 @@ func (e *env) readAll(stream, filter string, fn func(jetstream.Msg, uint64)) {
 
 // probeState is the state of testdata/probe.js.
 type probeState struct {
-	Actor string `json:"actor"`
-	Gen   int    `json:"gen"` // 2 from probe2.js
-
+	Actor  string         `json:"actor"`
+	Gen    int            `json:"gen"` // 2 from probe2.js
 	N      uint64         `json:"n"`
 	SeqSum uint64         `json:"seqSum"`
 	Last   uint64         `json:"last"`
