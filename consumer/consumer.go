@@ -22,6 +22,7 @@ type Config struct {
 	AckWait       time.Duration // default 30s
 	MaxAckPending int           // default 20000
 	PullBatch     int           // messages buffered by the client, default 500
+	InfoInterval  time.Duration // how often Run reads the consumer's info (Ready, Pending), default 5s
 }
 
 func (c *Config) setDefaults() {
@@ -34,19 +35,32 @@ func (c *Config) setDefaults() {
 	if c.PullBatch <= 0 {
 		c.PullBatch = 500
 	}
+	if c.InfoInterval <= 0 {
+		c.InfoInterval = 5 * time.Second
+	}
 }
 
 // Consumer delivers the events of the durable consumer to a handler.
 type Consumer struct {
-	cfg Config
-	js  jetstream.JetStream
-	log *slog.Logger
+	cfg    Config
+	js     jetstream.JetStream
+	log    *slog.Logger
+	health health
 }
 
-// New returns a Consumer; it does not touch the server until Run.
-func New(cfg Config, js jetstream.JetStream, log *slog.Logger) *Consumer {
+// New returns a Consumer; it does not touch the server until Run. Options
+// add metrics (WithMeterProvider).
+func New(cfg Config, js jetstream.JetStream, log *slog.Logger, opts ...Option) *Consumer {
 	cfg.setDefaults()
-	return &Consumer{cfg: cfg, js: js, log: log}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Consumer{cfg: cfg, js: js, log: log}
+	if err := c.instrument(o.meters); err != nil {
+		log.Warn("consumer metrics unavailable", "err", err)
+	}
+	return c
 }
 
 // Bind checks that the stream exists and creates or updates the durable
@@ -99,7 +113,14 @@ func (c *Consumer) Run(ctx context.Context, handle func(jetstream.Msg)) error {
 		return fmt.Errorf("consumer: start consuming %q: %w", c.cfg.Durable, err)
 	}
 	c.log.Info("consuming", "stream", c.cfg.Stream, "durable", c.cfg.Durable, "filter", c.cfg.Filter)
+	c.setBound(true)
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	polled := make(chan struct{})
+	go func() { defer close(polled); c.poll(pollCtx, cons) }()
 	<-ctx.Done()
+	c.setBound(false)
+	stopPoll()
+	<-polled
 	cc.Drain()
 	select {
 	case <-cc.Closed():
