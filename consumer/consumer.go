@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,6 +24,7 @@ type Config struct {
 	MaxAckPending int           // default 20000
 	PullBatch     int           // messages buffered by the client, default 500
 	InfoInterval  time.Duration // how often Run reads the consumer's info (Ready, Pending), default 5s
+	OnRebind      func()        // called when Run had to bind the durable consumer again
 }
 
 func (c *Config) setDefaults() {
@@ -96,36 +98,87 @@ func (c *Consumer) Bind(ctx context.Context) (jetstream.Consumer, error) {
 // time, in delivery order, until ctx ends. Then it stops pulling, lets
 // handle see the events already buffered, and returns. handle owns the
 // acknowledgement of each message.
+//
+// A missing stream at start is an error. If the durable consumer disappears
+// later (the stream was deleted and recreated, or someone deleted the
+// consumer), Run binds it again as soon as it can, and calls
+// Config.OnRebind between the last handle call on the old consumer and the
+// first on the new one.
 func (c *Consumer) Run(ctx context.Context, handle func(jetstream.Msg)) error {
 	cons, err := c.Bind(ctx)
 	if err != nil {
 		return err
 	}
+	for {
+		gone, err := c.consume(ctx, cons, handle)
+		if err != nil || !gone {
+			return err
+		}
+		c.log.Warn("consumer: the durable consumer is gone (stream deleted or recreated?); binding it again",
+			"stream", c.cfg.Stream, "durable", c.cfg.Durable)
+		backoff := 100 * time.Millisecond
+		for {
+			if cons, err = c.Bind(ctx); err == nil {
+				break
+			}
+			c.log.Warn("consumer: cannot bind yet; retrying", "retry_in", backoff, "err", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+		if c.cfg.OnRebind != nil {
+			c.cfg.OnRebind()
+		}
+	}
+}
+
+// consume delivers from cons until ctx ends (gone false) or the consumer
+// disappears from the server (gone true).
+func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle func(jetstream.Msg)) (gone bool, err error) {
+	lost := make(chan struct{})
+	var once sync.Once
+	markLost := func() { once.Do(func() { close(lost) }) }
 	cc, err := cons.Consume(handle,
 		jetstream.PullMaxMessages(c.cfg.PullBatch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				markLost()
+				return
+			}
 			// The client re-pulls by itself after missed heartbeats and
 			// reconnects; these are reported, not fatal.
 			c.log.Warn("consumer: pull interrupted", "err", err)
 		}),
 	)
 	if err != nil {
-		return fmt.Errorf("consumer: start consuming %q: %w", c.cfg.Durable, err)
+		return false, fmt.Errorf("consumer: start consuming %q: %w", c.cfg.Durable, err)
 	}
 	c.log.Info("consuming", "stream", c.cfg.Stream, "durable", c.cfg.Durable, "filter", c.cfg.Filter)
 	c.setBound(true)
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	polled := make(chan struct{})
-	go func() { defer close(polled); c.poll(pollCtx, cons) }()
-	<-ctx.Done()
+	go func() { defer close(polled); c.poll(pollCtx, cons, markLost) }()
+	select {
+	case <-ctx.Done():
+	case <-lost:
+		gone = true
+	}
 	c.setBound(false)
 	stopPoll()
 	<-polled
-	cc.Drain()
+	if gone {
+		cc.Stop()
+	} else {
+		cc.Drain()
+	}
 	select {
 	case <-cc.Closed():
 	case <-time.After(5 * time.Second):
 		cc.Stop()
+		<-cc.Closed()
 	}
-	return nil
+	return gone, nil
 }

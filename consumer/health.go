@@ -105,7 +105,7 @@ func (c *Consumer) setBound(bound bool) {
 // poll reads the consumer's info every Config.InfoInterval until ctx ends,
 // and every fifth of it while the reads fail, so that readiness comes back
 // soon after an outage.
-func (c *Consumer) poll(ctx context.Context, cons jetstream.Consumer) {
+func (c *Consumer) poll(ctx context.Context, cons jetstream.Consumer, gone func()) {
 	every := c.cfg.InfoInterval
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -113,6 +113,9 @@ func (c *Consumer) poll(ctx context.Context, cons jetstream.Consumer) {
 		cancel()
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			gone()
 		}
 		c.health.mu.Lock()
 		wasErr := c.health.err

@@ -21,6 +21,7 @@ type job struct {
 	msg          jetstream.Msg // the triggering event, settled after the capture; nil when none is held
 	queued       time.Time
 	tail         *buffer // the events since the previous placement, when all came through the hot path
+	gen          uint64  // the reset generation it was queued in
 }
 
 var (
@@ -54,6 +55,13 @@ func (e *ReducerError) Unwrap() error { return e.Err }
 // redelivered.
 func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime, jobs <-chan job) {
 	for j := range jobs {
+		if j.gen != s.gen.Load() {
+			// Queued before a reset: its actor is counted again, and its
+			// event, if any, belongs to a consumer that is gone.
+			s.release(j.tail)
+			s.stats.Queued.Add(-1)
+			continue
+		}
 		s.stats.Running.Add(1)
 		if j.msg != nil && time.Since(j.queued) > s.cfg.AckWait/2 {
 			_ = j.msg.InProgress()
@@ -107,7 +115,14 @@ func (s *Snapshotter) settle(j job, err error) {
 		s.stats.ReducerErrors.Add(1)
 		s.log.Error("reducer failed; no snapshot at this version, other actors go on", "actor", j.key, "version", j.version, "seq", j.seq, "err", rerr.Err)
 		s.ack(j.msg)
-	case errors.Is(err, ErrStreamMismatch), errors.Is(err, ErrNoReducer):
+	case errors.Is(err, ErrStreamMismatch):
+		// The stream does not hold the events the tally counted: count
+		// every actor again, checking each snapshot against the stream.
+		s.stats.Mismatches.Add(1)
+		s.resetAsked.Store(true)
+		s.log.Error("capture failed: the stream does not hold the events counted; recounting", "actor", j.key, "version", j.version, "seq", j.seq, "err", err)
+		s.ack(j.msg)
+	case errors.Is(err, ErrNoReducer):
 		s.stats.CaptureErrors.Add(1)
 		s.log.Error("capture failed", "actor", j.key, "version", j.version, "seq", j.seq, "err", err)
 		s.ack(j.msg)
@@ -149,19 +164,15 @@ func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job)
 		if err != nil {
 			return Snapshot{}, err
 		}
-		msg := &nats.Msg{Subject: subject, Data: snap.State, Header: snap.header()}
-		ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(base.Seq))
-		if isWrongLastSeq(err) {
+		seq, err := publishSnapshot(ctx, s.js, s.store, subject, snap, base.Seq)
+		if errors.Is(err, errConflict) {
 			s.stats.Conflicts.Add(1)
 			continue // someone else published on this subject: look again
 		}
 		if err != nil {
-			return Snapshot{}, fmt.Errorf("publish snapshot %s version %d: %w", j.key, j.version, err)
+			return snap, err
 		}
-		if ack.Duplicate {
-			return snap, errUpToDate
-		}
-		snap.Seq = ack.Sequence
+		snap.Seq = seq
 		return snap, nil
 	}
 	return Snapshot{}, fmt.Errorf("publish snapshot %s version %d: the subject kept changing", j.key, j.version)
@@ -273,6 +284,42 @@ func eventType(token string, h nats.Header, data []byte) string {
 	var t string
 	_ = json.Unmarshal(probe.Type, &t)
 	return t
+}
+
+// errConflict: the snapshot subject's last message is not the one the
+// capture started from.
+var errConflict = errors.New("snapshot subject changed")
+
+// publishSnapshot stores snap on subject if the subject's last message is
+// still expect (0: none). It returns errConflict when it is not, and
+// errUpToDate when the snapshot is already stored.
+//
+// Nats-Msg-Id deduplicates a retried publish. But an id seen within the
+// stream's duplicate window may belong to a snapshot purged since (forget,
+// a recreated stream): then the publish is repeated without the id, and
+// the expected last sequence alone keeps versions from going back.
+func publishSnapshot(ctx context.Context, js jetstream.JetStream, st *store, subject string, snap Snapshot, expect uint64) (uint64, error) {
+	msg := &nats.Msg{Subject: subject, Data: snap.State, Header: snap.header()}
+	for range 2 {
+		ack, err := js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(expect))
+		switch {
+		case isWrongLastSeq(err):
+			return 0, errConflict
+		case err != nil:
+			return 0, fmt.Errorf("publish snapshot %s version %d: %w", snap.Actor, snap.Version, err)
+		case !ack.Duplicate:
+			return ack.Sequence, nil
+		}
+		latest, err := st.latestSnapshot(ctx, subject)
+		if err == nil && latest.Version >= snap.Version {
+			return latest.Seq, errUpToDate
+		}
+		if err != nil && !errors.Is(err, ErrNoSnapshot) {
+			return 0, err
+		}
+		msg.Header.Del(nats.MsgIdHdr)
+	}
+	return 0, fmt.Errorf("publish snapshot %s version %d: taken for a duplicate twice", snap.Actor, snap.Version)
 }
 
 func isWrongLastSeq(err error) bool {

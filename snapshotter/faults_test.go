@@ -18,21 +18,6 @@ import (
 
 var faultStrategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 20, MinEvents: 5, MaxEvents: 50}
 
-// idle waits until every event is acknowledged and the snapshots have
-// caught up with the stream.
-func (e *env) idle(st snapshotter.Strategy, d time.Duration) {
-	e.t.Helper()
-	waitFor(e.t, d, "snapshots to catch up", e.settled(st, e.allEvents()))
-	cons, err := e.js.Consumer(context.Background(), "EVENTS", "jetsnap")
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	waitFor(e.t, d, "every event acknowledged", func() bool {
-		info, err := cons.Info(context.Background())
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	})
-}
-
 // TestFaultKill9: kill -9 jetsnap at random moments of a 200,000-event
 // workload over 2,000 actors, five times, restarting it each time.
 func TestFaultKill9(t *testing.T) {

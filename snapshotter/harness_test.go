@@ -161,7 +161,8 @@ func (e *env) run(o options) *jetsnap {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	cons := consumer.New(consumer.Config{Stream: "EVENTS", Durable: "jetsnap", Filter: pattern.Filter(), AckWait: o.ackWait}, js, log)
+	cons := consumer.New(consumer.Config{Stream: "EVENTS", Durable: "jetsnap", Filter: pattern.Filter(), AckWait: o.ackWait,
+		InfoInterval: 500 * time.Millisecond, OnRebind: func() { snap.Reset("rebound") }}, js, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &jetsnap{cancel: cancel, done: make(chan struct{}), nc: nc, snap: snap, scripts: scripts}
 	var wg sync.WaitGroup
@@ -422,6 +423,21 @@ func (e *env) settled(st snapshotter.Strategy, events map[string][]storedEvent) 
 		}
 		return true
 	}
+}
+
+// idle waits until every event is acknowledged and the snapshots have
+// caught up with the stream.
+func (e *env) idle(st snapshotter.Strategy, d time.Duration) {
+	e.t.Helper()
+	waitFor(e.t, d, "snapshots to catch up", e.settled(st, e.allEvents()))
+	cons, err := e.js.Consumer(context.Background(), "EVENTS", "jetsnap")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	waitFor(e.t, d, "every event acknowledged", func() bool {
+		info, err := cons.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
 }
 
 // workload makes n events over actors, interleaved, with random types.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jetsnap/jetsnap/consumer"
 	"github.com/jetsnap/jetsnap/snapshotter"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -193,5 +194,81 @@ func TestForget(t *testing.T) {
 	e.checkWith(o.strategy, false, 0)
 	if got := fmt.Sprint(j.snap.Stats().ReducerErrors.Load()); got != "0" {
 		t.Fatalf("reducer errors: %s", got)
+	}
+}
+
+// TestStreamRecreated: EVENTS is deleted and recreated with other events.
+// jetsnap binds its consumer again, finds that the old snapshots do not
+// match the new stream, purges them and rebuilds every actor from what the
+// stream holds.
+func TestStreamRecreated(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25}
+	j := e.run(o)
+	subjects, types := workload(20, 40, []string{"Deposited", "Withdrawn"}, 21)
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "snapshots", e.settled(o.strategy, e.allEvents()))
+
+	ctx := context.Background()
+	if err := e.js.DeleteStream(ctx, "EVENTS"); err != nil {
+		t.Fatal(err)
+	}
+	if err := consumer.EnsureEventStream(ctx, e.js, "EVENTS", "events.>"); err != nil {
+		t.Fatal(err)
+	}
+	subjects, types = workload(20, 25, []string{"Renamed", "Closed"}, 22)
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "the consumer to be bound again", func() bool { return j.snap.Stats().Resets.Load() > 0 })
+	e.idle(o.strategy, time.Minute)
+	e.check(o.strategy)
+	s := j.snap.Stats()
+	if s.Resets.Load() == 0 || s.Mismatches.Load() == 0 {
+		t.Fatalf("resets %d, mismatches %d: the recreated stream went unnoticed", s.Resets.Load(), s.Mismatches.Load())
+	}
+}
+
+// TestStreamPurged: events that aged out of EVENTS (a purge) leave the
+// snapshots valid bases: new snapshots build on them and their versions go
+// on counting the whole history.
+func TestStreamPurged(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25}
+	j := e.run(o)
+	subjects, types := workload(5, 30, []string{"Deposited"}, 23)
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "snapshots", e.settled(o.strategy, e.allEvents()))
+	before := e.allEvents()
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, "EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	j.stop() // and restart, so tallies are rebuilt from the snapshots
+	j = e.run(o)
+	e.publish(subjects[:50], types[:50]) // 10 more per actor
+	r := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, nil)
+	after := e.allEvents()
+	for actor, evs := range before {
+		all := append(append([]storedEvent(nil), evs...), after[actor]...)
+		waitFor(t, 30*time.Second, actor+" at version 40", func() bool {
+			s, err := r.Latest(ctx, actor)
+			return err == nil && s.Version == 40
+		})
+		s, _ := r.Latest(ctx, actor)
+		var got probeState
+		if err := json.Unmarshal(s.State, &got); err != nil {
+			t.Fatal(err)
+		}
+		if ref := referenceFold(actor, all); fmt.Sprint(got) != fmt.Sprint(ref) {
+			t.Errorf("%s: %+v, want the fold of all 40 events %+v", actor, got, ref)
+		}
+	}
+	if n := j.snap.Stats().Mismatches.Load(); n != 0 {
+		t.Errorf("%d mismatches reported for aged-out events", n)
 	}
 }

@@ -162,15 +162,20 @@ func (r *Reader) Capture(ctx context.Context, actor string) (State, error) {
 				return State{}, fmt.Errorf("%w: no event of %s since `jetsnap forget`", ErrForgotten, actor)
 			}
 		}
-		msg := &nats.Msg{Subject: r.snapshotSubject(actor), Data: st.State, Header: st.header()}
-		ack, err := r.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(st.Base.Seq))
-		if isWrongLastSeq(err) {
+		seq, err := publishSnapshot(ctx, r.js, r.store, r.snapshotSubject(actor), st.Snapshot, st.Base.Seq)
+		if errors.Is(err, errConflict) {
 			continue
 		}
-		if err != nil {
-			return State{}, fmt.Errorf("publish snapshot %s version %d: %w", actor, st.Version, err)
+		if errors.Is(err, errUpToDate) {
+			if latest, err := r.store.latestSnapshot(ctx, r.snapshotSubject(actor)); err == nil {
+				st.Snapshot, st.Folded = latest, 0
+			}
+			return st, nil
 		}
-		st.Seq, st.Stored = ack.Sequence, time.Now().UTC()
+		if err != nil {
+			return State{}, err
+		}
+		st.Seq, st.Stored = seq, time.Now().UTC()
 		return st, nil
 	}
 	return State{}, fmt.Errorf("publish snapshot %s: the subject kept changing", actor)

@@ -103,6 +103,8 @@ type Stats struct {
 	Tracked       atomic.Int64  // actors with a tally
 	Queued        atomic.Int64  // captures queued or running
 	Running       atomic.Int64  // captures running
+	Mismatches    atomic.Uint64 // snapshots found not to match the EVENTS stream (recreated stream)
+	Resets        atomic.Uint64 // times every tally was dropped (consumer re-bound, stream mismatch)
 }
 
 // Snapshotter tallies events and captures snapshots. Handle must be called
@@ -124,6 +126,9 @@ type Snapshotter struct {
 	closed   bool
 	noScript map[string]bool // actor types already reported without a reducer
 	workers  []chan job
+
+	gen        atomic.Uint64 // bumped by a reset; older jobs are dropped
+	resetAsked atomic.Bool   // a worker found the stream changed: reset at the next event
 }
 
 // tally is the soft state of one actor.
@@ -245,6 +250,9 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	if s.closed {
 		return // not tallied, not acknowledged: redelivered after a restart
 	}
+	if s.resetAsked.Load() && s.resetAsked.CompareAndSwap(true, false) {
+		s.resetLocked("the EVENTS stream no longer matches a snapshot")
+	}
 	contiguous := delivered == 1 && dseq == s.lastDseq+1
 	s.lastDseq = max(s.lastDseq, dseq)
 	if !contiguous {
@@ -315,6 +323,7 @@ func (s *Snapshotter) queue(j job) {
 		return
 	}
 	j.queued = time.Now()
+	j.gen = s.gen.Load()
 	s.stats.Queued.Add(1)
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(j.key))
@@ -356,6 +365,11 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 		snap, err := s.store.latestSnapshot(ctx, s.snapshotSubject(key))
 		switch {
 		case err == nil:
+			if err := s.checkAnchor(ctx, key, filter, snap); errors.Is(err, ErrStreamMismatch) {
+				break // counted and purged: count the actor from what the stream holds
+			} else if err != nil {
+				return err
+			}
 			t.lastSeq, t.version, t.snap = snap.LastSeq, snap.Version, snap.Version
 		case !errors.Is(err, ErrNoSnapshot):
 			return err
@@ -434,6 +448,69 @@ func (s *Snapshotter) countUpTo(ctx context.Context, filter string, from, to uin
 		return 0, nil
 	}
 	return s.store.count(ctx, filter, from, to)
+}
+
+// Reset drops every tally and every queued capture, so that each actor is
+// counted again from its last snapshot and the stream. The consumer calls it
+// when it had to bind the durable consumer again (the stream was deleted
+// and recreated, or the consumer was deleted). Safe to call while Handle
+// is not running.
+func (s *Snapshotter) Reset(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resetLocked(reason)
+}
+
+func (s *Snapshotter) resetLocked(reason string) {
+	for _, t := range s.tallies {
+		s.release(t.tail)
+	}
+	clear(s.tallies)
+	s.stats.Tracked.Store(0)
+	s.stats.Resets.Add(1)
+	s.gen.Add(1)
+	s.lastDseq = 0
+	s.epoch++
+	s.log.Warn("every tally dropped; actors are counted again from their snapshots and the stream", "reason", reason)
+}
+
+// checkAnchor checks that the stream still holds the event a snapshot ends
+// at. A snapshot whose event has aged out of the stream (its sequence is
+// below the stream's first) is still a valid base: that is what snapshots
+// are for. One whose sequence is past the stream's last, or whose
+// sequence holds another actor's event, belongs to a stream that was
+// deleted and recreated: it is counted, logged and purged, and the actor
+// is rebuilt from what the stream holds.
+func (s *Snapshotter) checkAnchor(ctx context.Context, key, filter string, snap Snapshot) error {
+	if snap.LastSeq == 0 {
+		return nil
+	}
+	first, err := s.store.next(ctx, filter, snap.LastSeq)
+	if err == nil && first.Seq == snap.LastSeq {
+		return nil
+	}
+	if err != nil && !errors.Is(err, errNotFound) {
+		return err
+	}
+	stream, err := s.js.Stream(ctx, s.cfg.EventStream)
+	if err != nil {
+		return err
+	}
+	state := stream.CachedInfo().State
+	if snap.LastSeq < state.FirstSeq {
+		return nil // aged out: a valid base
+	}
+	s.stats.Mismatches.Add(1)
+	s.log.Error("snapshot does not match the EVENTS stream (was it deleted and recreated?): purging the actor's snapshots and rebuilding it from the stream",
+		"actor", key, "version", snap.Version, "last_seq", snap.LastSeq, "stream_first_seq", state.FirstSeq, "stream_last_seq", state.LastSeq)
+	snaps, err := s.js.Stream(ctx, s.cfg.SnapshotStream)
+	if err != nil {
+		return err
+	}
+	if err := snaps.Purge(ctx, jetstream.WithPurgeSubject(s.snapshotSubject(key))); err != nil {
+		return fmt.Errorf("purge stale snapshots of %s: %w", key, err)
+	}
+	return ErrStreamMismatch
 }
 
 func (s *Snapshotter) install(key string, t *tally, fresh bool) {

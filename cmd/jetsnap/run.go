@@ -76,6 +76,7 @@ func serve(ctx context.Context, cfg *config.Config, conn *connection, scripts *s
 		Filter:        cfg.SubjectPattern.Filter(),
 		AckWait:       cfg.AckWait,
 		MaxAckPending: cfg.MaxAckPending,
+		OnRebind:      func() { snap.Reset("the durable consumer was bound again") },
 	}, conn.js, log)
 
 	reader := snapshotter.NewReader(readerConfig(cfg), conn.nc, scripts)
