@@ -30,6 +30,28 @@ const sameAsJS = `(function same(a, b) {
   return true;
 })`
 
+// exercise reads, changes and lists an object as reducers do, and returns
+// what it saw; applied to e.data and to JSON.parse's result it must give
+// the same.
+const exercise = `(function exercise(o, depth) {
+  var out = [];
+  if (o === null || typeof o !== "object") return JSON.stringify([o]);
+  var keys = Object.keys(o);
+  out.push(keys.join(","), JSON.stringify(o), "a" in o, o.hasOwnProperty("__proto__"), typeof o.toString);
+  for (var k in o) out.push(k);
+  if (depth < 2) for (var i = 0; i < keys.length; i++) out.push(exercise(o[keys[i]], depth + 1));
+  if (!Array.isArray(o)) {
+    o.z = 1; o["7"] = 2; o["10"] = 3; o[keys[0]] = "changed";
+    delete o[keys[keys.length - 1]];
+    o.__proto__ = {inherited: 1};
+    out.push(Object.keys(o).join(","), JSON.stringify(o), o.inherited, Object.getOwnPropertyNames(o).join(","));
+    var d = Object.getOwnPropertyDescriptor(o, "z");
+    out.push(d.value, d.writable, d.enumerable, d.configurable);
+    out.push(JSON.stringify(Object.assign({}, o)), JSON.stringify(Object.entries(o)));
+  }
+  return out.join("|");
+})`
+
 func FuzzDecodeEvent(f *testing.F) {
 	for _, seed := range []string{
 		`{"type":"Deposited","amount":12}`, `{"b":1,"a":2,"b":3}`, `{"__proto__":{"x":1},"constructor":2}`,
@@ -83,5 +105,17 @@ func FuzzDecodeEvent(f *testing.F) {
 		if _, err := r.stringify(goja.Undefined(), obj); err != nil {
 			t.Fatalf("event does not stringify: %v", err)
 		}
+		// Used and changed as reducers do, it behaves the same.
+		exV, err := r.vm.RunString(exercise)
+		require_NoError(t, err)
+		ex, _ := goja.AssertFunction(exV)
+		got2 := r.event(ev).(*goja.Object).Get("data")
+		want2, err := parse(goja.Undefined(), r.vm.ToValue(string(data)))
+		require_NoError(t, err)
+		gs, err := ex(goja.Undefined(), got2, r.vm.ToValue(0))
+		require_NoError(t, err)
+		ws, err := ex(goja.Undefined(), want2, r.vm.ToValue(0))
+		require_NoError(t, err)
+		require_Equal(t, gs.String(), ws.String())
 	})
 }

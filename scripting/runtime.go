@@ -2,13 +2,10 @@ package scripting
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"time"
-	"unicode/utf8"
 
 	"github.com/dop251/goja"
 )
@@ -95,6 +92,8 @@ type realm struct {
 
 	now time.Time // what Date.now() and new Date() give
 	rng uint64    // Math.random state
+
+	strs map[string]goja.Value // see str
 }
 
 // epoch is the time scripts see outside events (top level; init with no event).
@@ -256,11 +255,12 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 			return nil, err
 		}
 	} else {
-		if !utf8.Valid(state) || !json.Valid(state) {
+		var ok bool
+		if st, ok = decodeJSON(r.vm, state); !ok {
 			return nil, r.scriptError(errors.New("base state is not valid JSON"), nil)
 		}
-		st = decodeData(r.vm, state)
 	}
+	var args [2]goja.Value // reused: no allocation per call
 	for i := range events {
 		ev := &events[i]
 		r.now = eventTime(ev.Time)
@@ -277,12 +277,10 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 				continue
 			}
 		}
-		var next goja.Value
-		err := r.try(func() error {
-			var err error
-			next, err = fn(goja.Undefined(), st, r.event(ev))
-			return err
-		})
+		// A goja.Callable catches JS exceptions and interrupts itself;
+		// Fold recovers anything else.
+		args[0], args[1] = st, r.event(ev)
+		next, err := fn(goja.Undefined(), args[:]...)
 		if err != nil {
 			return nil, r.scriptError(err, ev)
 		}
@@ -393,45 +391,6 @@ func typeOf(v goja.Value) string {
 		return "a symbol"
 	}
 	return v.ExportType().String()
-}
-
-// event builds the JS event object.
-func (r *realm) event(ev *Event) goja.Value {
-	vm := r.vm
-	t := ""
-	if !ev.Time.IsZero() {
-		t = ev.Time.UTC().Format(time.RFC3339Nano)
-	}
-	h := vm.NewObject()
-	if len(ev.Headers) > 0 {
-		keys := make([]string, 0, len(ev.Headers))
-		for k, vs := range ev.Headers {
-			if len(vs) > 0 {
-				keys = append(keys, k)
-			}
-		}
-		sort.Strings(keys)
-		for _, k := range keys {
-			_ = h.DefineDataProperty(k, vm.ToValue(ev.Headers[k][0]), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
-		}
-	}
-	o := vm.NewObject()
-	set := func(k string, v goja.Value) {
-		_ = o.DefineDataProperty(k, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
-	}
-	actor := ev.Actor
-	if actor == "" {
-		actor = r.actor
-	}
-	set("actor", vm.ToValue(actor))
-	set("type", vm.ToValue(ev.Type))
-	set("data", decodeData(vm, ev.Data))
-	set("seq", vm.ToValue(float64(ev.Seq)))
-	set("version", vm.ToValue(float64(ev.Version)))
-	set("time", vm.ToValue(t))
-	set("subject", vm.ToValue(ev.Subject))
-	set("headers", h)
-	return o
 }
 
 // MaxStateDepth bounds how deeply objects and arrays nest in a stored

@@ -218,3 +218,26 @@ func TestGuards(t *testing.T) {
 		}
 	}
 }
+
+func TestEventDataLazy(t *testing.T) {
+	cases := []struct{ expr, want string }{
+		// Values are made once: the same object on every read.
+		{`return [e.data === e.data, e.data.tags === e.data.tags, e.headers === e.headers, e.data.n.k === e.data.n.k];`, `"v":[true,true,true,true]`},
+		{`return [typeof e.data, Array.isArray(e.data.tags), Object.getPrototypeOf(e.data) === Object.prototype, e.data instanceof Object];`, `"v":["object",true,true,true]`},
+		{`return Object.keys(e.data).concat(Object.keys(e));`, `"v":["1","2","b","a","tags","n","actor","type","data","seq","version","time","subject","headers"]`},
+		{`var d = e.data; d.x = 1; delete d.a; d.b = 9; d["0"] = 0; return [Object.keys(d), d.hasOwnProperty("a"), "x" in d, JSON.stringify(d)];`, `"v":[["0","1","2","b","tags","n","x"],false,true,"{\"0\":0,\"1\":\"one\",\"2\":\"two\",\"b\":9,\"tags\":[\"t\"],\"n\":{\"k\":{}},\"x\":1}"]`},
+		{`e.type = "T2"; e.extra = 1; delete e.seq; return [e.type, Object.keys(e).join()];`, `"v":["T2","actor,type,data,version,time,subject,headers,extra"]`},
+		{`var s = {keep: e.data.n}; s.keep.k.z = 1; return JSON.stringify(s);`, `"v":"{\"keep\":{\"k\":{\"z\":1}}}"`},
+		// What a dynamic object cannot do throws; a copy can.
+		{`try { Object.freeze(e.data); return "frozen"; } catch (x) { return x.name; }`, `"v":"TypeError"`},
+		{`try { Object.defineProperty(e.data, "g", {get: function () { return 1; }}); return "defined"; } catch (x) { return x.name; }`, `"v":"TypeError"`},
+		{`return Object.isFrozen(Object.freeze({...e.data})) && Object.isFrozen(Object.freeze(JSON.parse(JSON.stringify(e.data))));`, `"v":true`},
+	}
+	for _, c := range cases {
+		s := mustCompile(t, "lazy.js", "function reduce(s, e) { s.v = (function () { "+c.expr+" })(); return s; }")
+		events := evs("lazy.1", "T", `{"b":1,"2":"two","a":2,"1":"one","tags":["t"],"n":{"k":{}},"b":3}`)
+		got, err := fold(t, NewRuntime(Limits{}), s, "lazy.1", "", events)
+		require_NoError(t, err)
+		require_Contains(t, got, c.want)
+	}
+}

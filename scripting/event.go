@@ -1,0 +1,231 @@
+package scripting
+
+import (
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/dop251/goja"
+)
+
+// eventKeys are the properties of the JS event, in order.
+var eventKeys = []string{"actor", "type", "data", "seq", "version", "time", "subject", "headers"}
+
+const (
+	keyActor = iota
+	keyType
+	keyData
+	keySeq
+	keyVersion
+	keyTime
+	keySubject
+	keyHeaders
+	nEventKeys
+)
+
+func eventKeyIndex(k string) int {
+	switch k {
+	case "actor":
+		return keyActor
+	case "type":
+		return keyType
+	case "data":
+		return keyData
+	case "seq":
+		return keySeq
+	case "version":
+		return keyVersion
+	case "time":
+		return keyTime
+	case "subject":
+		return keySubject
+	case "headers":
+		return keyHeaders
+	}
+	return -1
+}
+
+// eventObject is the JS event: a goja dynamic object whose properties are
+// made on first read, so a reducer pays only for what it reads (most read
+// type and a field or two of data). It behaves as a plain object whose
+// properties are all writable, enumerable and configurable data
+// properties, in the order of eventKeys; a script may set, add and delete
+// properties. What a dynamic object cannot do: it cannot be frozen, sealed
+// or made non-extensible, and cannot get accessor or symbol properties
+// (those throw a TypeError). Copy it ({...event}) for that.
+//
+// The values depend only on the Event, so when they are made does not
+// matter: e.data === e.data, and the result is the same for every fold.
+type eventObject struct {
+	r    *realm
+	ev   *Event
+	vals [nEventKeys]goja.Value // nil until first read or write
+
+	// After the script adds or deletes a property: the own keys in
+	// insertion order (nil until then: eventKeys), deleted event keys, and
+	// the values of added keys.
+	keys    []string
+	deleted [nEventKeys]bool
+	extra   map[string]goja.Value
+}
+
+func (o *eventObject) Get(k string) goja.Value {
+	if i := eventKeyIndex(k); i >= 0 {
+		if o.deleted[i] {
+			return nil
+		}
+		if o.vals[i] == nil {
+			o.vals[i] = o.r.eventValue(o.ev, i)
+		}
+		return o.vals[i]
+	}
+	return o.extra[k]
+}
+
+func (o *eventObject) Set(k string, v goja.Value) bool {
+	if i := eventKeyIndex(k); i >= 0 {
+		if o.deleted[i] {
+			o.deleted[i] = false
+			o.keys = append(o.ownKeys(), k)
+		}
+		o.vals[i] = v
+		return true
+	}
+	if _, ok := o.extra[k]; !ok {
+		if o.extra == nil {
+			o.extra = make(map[string]goja.Value)
+		}
+		o.keys = append(o.ownKeys(), k)
+	}
+	o.extra[k] = v
+	return true
+}
+
+func (o *eventObject) Has(k string) bool {
+	if i := eventKeyIndex(k); i >= 0 {
+		return !o.deleted[i]
+	}
+	_, ok := o.extra[k]
+	return ok
+}
+
+func (o *eventObject) Delete(k string) bool {
+	if !o.Has(k) {
+		return true
+	}
+	keys := o.ownKeys()
+	o.keys = slices.Delete(keys, slices.Index(keys, k), slices.Index(keys, k)+1)
+	if i := eventKeyIndex(k); i >= 0 {
+		o.deleted[i], o.vals[i] = true, nil
+	} else {
+		delete(o.extra, k)
+	}
+	return true
+}
+
+// Keys gives the own keys as a plain object orders them: array indices
+// ascending first, then the other keys in insertion order.
+func (o *eventObject) Keys() []string {
+	if o.keys == nil {
+		return eventKeys
+	}
+	keys := slices.Clone(o.keys)
+	sort.SliceStable(keys, func(a, b int) bool {
+		ia, aok := arrayIndex(keys[a])
+		ib, bok := arrayIndex(keys[b])
+		return aok && (!bok || ia < ib)
+	})
+	return keys
+}
+
+// ownKeys returns o.keys, first making it a copy of eventKeys.
+func (o *eventObject) ownKeys() []string {
+	if o.keys == nil {
+		o.keys = slices.Clone(eventKeys)
+	}
+	return o.keys
+}
+
+// arrayIndex reports whether k is an array index (a canonical decimal
+// below 2^32-1), which plain objects list first.
+func arrayIndex(k string) (uint32, bool) {
+	if k == "" || len(k) > 10 || (k[0] == '0' && len(k) > 1) {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if n >= 1<<32-1 {
+		return 0, false
+	}
+	return uint32(n), true
+}
+
+// event returns the JS event for ev.
+func (r *realm) event(ev *Event) goja.Value {
+	return r.vm.NewDynamicObject(&eventObject{r: r, ev: ev})
+}
+
+// eventValue makes property i of the JS event for ev.
+func (r *realm) eventValue(ev *Event, i int) goja.Value {
+	vm := r.vm
+	switch i {
+	case keyActor:
+		if ev.Actor == "" {
+			return r.str(r.actor)
+		}
+		return r.str(ev.Actor)
+	case keyType:
+		return r.str(ev.Type)
+	case keyData:
+		return decodeEventData(vm, ev.Data)
+	case keySeq:
+		return vm.ToValue(float64(ev.Seq))
+	case keyVersion:
+		return vm.ToValue(float64(ev.Version))
+	case keyTime:
+		if ev.Time.IsZero() {
+			return r.str("")
+		}
+		return vm.ToValue(ev.Time.UTC().Format(time.RFC3339Nano))
+	case keySubject:
+		return r.str(ev.Subject)
+	case keyHeaders:
+		h := vm.NewObject()
+		if len(ev.Headers) > 0 {
+			keys := make([]string, 0, len(ev.Headers))
+			for k, vs := range ev.Headers {
+				if len(vs) > 0 {
+					keys = append(keys, k)
+				}
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				_ = h.DefineDataProperty(k, vm.ToValue(ev.Headers[k][0]), goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE)
+			}
+		}
+		return h
+	}
+	return nil
+}
+
+// str returns s as a JS string, the same value for strings that repeat in
+// a fold (actor, type, subject).
+func (r *realm) str(s string) goja.Value {
+	if v, ok := r.strs[s]; ok {
+		return v
+	}
+	v := r.vm.ToValue(s)
+	if len(r.strs) < 64 {
+		if r.strs == nil {
+			r.strs = make(map[string]goja.Value)
+		}
+		r.strs[s] = v
+	}
+	return v
+}
