@@ -104,6 +104,11 @@ func transient(err error) bool {
 // one place that decides acks for captures.
 func (s *Snapshotter) settle(j job, err error) {
 	var rerr *ReducerError
+	s.failedMu.Lock()
+	if f, ok := s.failed[j.key]; ok && (err == nil || errors.Is(err, errUpToDate)) && j.version >= f.version {
+		delete(s.failed, j.key) // a newer snapshot stands
+	}
+	s.failedMu.Unlock()
 	switch {
 	case err == nil:
 		s.stats.Published.Add(1)
@@ -113,6 +118,9 @@ func (s *Snapshotter) settle(j job, err error) {
 		s.ack(j.msg)
 	case errors.As(err, &rerr):
 		s.stats.ReducerErrors.Add(1)
+		s.failedMu.Lock()
+		s.failed[j.key] = job{key: j.key, typ: j.typ, id: j.id, version: j.version, seq: j.seq}
+		s.failedMu.Unlock()
 		s.log.Error("reducer failed; no snapshot at this version, other actors go on", "actor", j.key, "version", j.version, "seq", j.seq, "err", rerr.Err)
 		s.ack(j.msg)
 	case errors.Is(err, ErrStreamMismatch):

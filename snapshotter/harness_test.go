@@ -122,6 +122,7 @@ type options struct {
 	workers  int
 	ackWait  time.Duration
 	buffer   int64 // Config.BufferBytes
+	limits   scripting.Limits
 	extra    []snapshotter.Option
 }
 
@@ -156,6 +157,7 @@ func (e *env) run(o options) *jetsnap {
 		Workers:         max(o.workers, 2),
 		AckWait:         o.ackWait,
 		BufferBytes:     o.buffer,
+		Limits:          o.limits,
 		ShutdownTimeout: 5 * time.Second,
 	}, nc, js, scripts, log, o.extra...)
 	if err != nil {

@@ -129,6 +129,9 @@ type Snapshotter struct {
 
 	gen        atomic.Uint64 // bumped by a reset; older jobs are dropped
 	resetAsked atomic.Bool   // a worker found the stream changed: reset at the next event
+
+	failedMu sync.Mutex
+	failed   map[string]job // the last capture of each actor whose reducer failed
 }
 
 // tally is the soft state of one actor.
@@ -171,6 +174,8 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.R
 	for i := range s.workers {
 		s.workers[i] = make(chan job, cfg.QueueSize)
 	}
+	s.failed = make(map[string]job)
+	scripts.OnChange(s.reducerChanged)
 	return s, nil
 }
 
@@ -448,6 +453,37 @@ func (s *Snapshotter) countUpTo(ctx context.Context, filter string, from, to uin
 		return 0, nil
 	}
 	return s.store.count(ctx, filter, from, to)
+}
+
+// reducerChanged re-queues the failed captures of an actor type whose
+// reducer was just added or changed, so that once a broken reducer is fixed
+// its actors catch up without waiting for new events.
+func (s *Snapshotter) reducerChanged(actorType string, _, script *scripting.Script) {
+	if script == nil {
+		return
+	}
+	s.failedMu.Lock()
+	var retry []job
+	for key, j := range s.failed {
+		if j.typ == actorType {
+			retry = append(retry, j)
+			delete(s.failed, key)
+		}
+	}
+	s.failedMu.Unlock()
+	if len(retry) == 0 {
+		return
+	}
+	s.log.Info("reducer changed: capturing again the actors it failed on", "type", actorType, "reducer", script.Reducer(), "actors", len(retry))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	for _, j := range retry {
+		j.msg, j.tail = nil, nil
+		s.queue(j)
+	}
 }
 
 // Reset drops every tally and every queued capture, so that each actor is
