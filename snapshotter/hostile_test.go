@@ -10,6 +10,7 @@ import (
 	"github.com/jetsnap/jetsnap/scripting"
 	"github.com/jetsnap/jetsnap/snapshotter"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 )
 
@@ -99,5 +100,49 @@ func TestHostileInput(t *testing.T) {
 	e.script("account", "testdata/hostile_fixed.js")
 	for _, bad := range []string{"Boom", "Loop", "Grow", "Undef", "Huge"} {
 		waitFor(t, 30*time.Second, "account.bad"+bad+" to catch up", atVersion("account.bad"+bad, 4))
+	}
+}
+
+// TestUnmatchedSubjects: events whose subject does not fit the pattern
+// (here delivered by a consumer with a broader filter than jetsnap's own)
+// are acknowledged and counted, never fatal; the others are tallied.
+func TestUnmatchedSubjects(t *testing.T) {
+	e := newEnv(t)
+	scripts := mustLoad(t, e.scripts)
+	snap, err := snapshotter.New(snapshotter.Config{
+		Pattern:  snapshotter.MustPattern("events.{type}.{id}"),
+		Strategy: snapshotter.Strategy{Kind: snapshotter.KindInterval, Every: 100},
+	}, e.nc, e.js, scripts, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = snap.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	for _, subject := range []string{"events.account.1.extra", "events.account", "events.account.1", "events.a-b_c.id:7@x~"} {
+		if _, err := e.js.Publish(ctx, subject, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, _ := e.js.Stream(ctx, "EVENTS")
+	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "broad", FilterSubject: "events.>", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(4, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		snap.Handle(m)
+	}
+	waitFor(t, 10*time.Second, "every event acknowledged", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 0 && info.NumPending == 0
+	})
+	if s := snap.Stats(); s.Unmatched.Load() != 2 || s.Tracked.Load() != 2 {
+		t.Fatalf("unmatched %d, tracked %d; want 2 and 2", s.Unmatched.Load(), s.Tracked.Load())
 	}
 }
