@@ -17,23 +17,12 @@ func runForget(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintln(stderr, "usage: jetsnap forget <type>.<id>\n\nPurges every snapshot of the actor from the snapshot stream, e.g. for a\ndata-protection request. Its events stay in the producers' stream: delete\nthem there if required. No snapshot of the actor is made again until it has\nnew events; that snapshot is built from all its events in the stream.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage(err)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	cfg, log, code := loadConfig(stderr)
-	if cfg == nil {
+	c, code := openActorCommand(fs, args, stderr)
+	if c == nil {
 		return code
 	}
-	nc, err := clientConn(cfg, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "jetsnap forget: %v\n", err)
-		return 1
-	}
-	defer nc.Close()
+	defer c.nc.Close()
+	cfg, nc := c.cfg, c.nc
 	actor := fs.Arg(0)
 	n, err := snapshotter.NewReader(readerConfig(cfg), nc, nil).Forget(ctx, actor)
 	if err != nil {

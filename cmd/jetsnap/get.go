@@ -27,23 +27,12 @@ func runGet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: jetsnap get [--history] [--raw] <type>.<id>\n\nPrints the latest snapshot of an actor, e.g. jetsnap get account.42.\nConnects with NATS_URL (default: the embedded server at JETSNAP_EMBEDDED_LISTEN).")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage(err)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	cfg, log, code := loadConfig(stderr)
-	if cfg == nil {
+	c, code := openActorCommand(fs, args, stderr)
+	if c == nil {
 		return code
 	}
-	nc, err := clientConn(cfg, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "jetsnap get: %v\n", err)
-		return 1
-	}
-	defer nc.Close()
+	defer c.nc.Close()
+	cfg, nc := c.cfg, c.nc
 	r := snapshotter.NewReader(readerConfig(cfg), nc, nil)
 	if *history {
 		snaps, err := r.History(ctx, fs.Arg(0))
@@ -100,6 +89,35 @@ func printSnapshot(w io.Writer, s snapshotter.Snapshot) {
 		pretty.Write(s.State)
 	}
 	fmt.Fprintf(w, "\n%s\n", pretty.Bytes())
+}
+
+// actorCommand is a parsed subcommand that takes one actor, connected.
+type actorCommand struct {
+	cfg *config.Config
+	nc  *nats.Conn
+}
+
+// openActorCommand parses args for a subcommand that takes one <type>.<id>,
+// reads the configuration and connects. On failure it has printed why and
+// returns nil with the exit code.
+func openActorCommand(fs *flag.FlagSet, args []string, stderr io.Writer) (*actorCommand, int) {
+	if err := fs.Parse(args); err != nil {
+		return nil, exitUsage(err)
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return nil, 2
+	}
+	cfg, log, code := loadConfig(stderr)
+	if cfg == nil {
+		return nil, code
+	}
+	nc, err := clientConn(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "jetsnap %s: %v\n", fs.Name(), err)
+		return nil, 1
+	}
+	return &actorCommand{cfg: cfg, nc: nc}, 0
 }
 
 // clientConn connects a CLI command: to NATS_URL, or to the embedded server

@@ -28,23 +28,12 @@ func runRequest(ctx context.Context, op string, args []string, stdout, stderr io
 		fmt.Fprintf(stderr, "usage: jetsnap %s [--raw] <type>.<id>\n\nAsks the running jetsnap's service (jetsnap.%s.<type>.<id>) for %s.\n", op, op, what)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return exitUsage(err)
-	}
-	if fs.NArg() != 1 {
-		fs.Usage()
-		return 2
-	}
-	cfg, log, code := loadConfig(stderr)
-	if cfg == nil {
+	c, code := openActorCommand(fs, args, stderr)
+	if c == nil {
 		return code
 	}
-	nc, err := clientConn(cfg, log)
-	if err != nil {
-		fmt.Fprintf(stderr, "jetsnap %s: %v\n", op, err)
-		return 1
-	}
-	defer nc.Close()
+	defer c.nc.Close()
+	nc := c.nc
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	subject := "jetsnap." + op + "." + fs.Arg(0)
