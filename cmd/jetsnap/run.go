@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // runRun is `jetsnap run`: consume, tally, capture and publish until a signal.
@@ -36,7 +39,43 @@ func runRun(ctx context.Context, args []string, stderr io.Writer) int {
 	if cfg == nil {
 		return code
 	}
+	return runWith(ctx, cfg, log, nil)
+}
+
+// runWith is `jetsnap run` once configured: telemetry and the HTTP server
+// first, so that probes answer while it starts, then the pipeline until ctx
+// ends. listening, if not nil, is told the HTTP server's address (tests).
+func runWith(ctx context.Context, cfg *config.Config, log *slog.Logger, listening func(net.Addr)) int {
 	log.Info("starting jetsnap", "config", *cfg)
+	tel, err := newTelemetry(ctx, os.Getenv, log)
+	if err != nil {
+		log.Error("cannot set up telemetry; check the OTEL_ variables", "err", err)
+		return 1
+	}
+	defer func() { // last: flush what the shutdown itself recorded
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.Shutdown(sctx); err != nil {
+			log.Warn("telemetry shutdown", "err", err)
+		}
+	}()
+	ops, err := startOps(cfg.HTTPAddr, tel.Metrics, log)
+	if err != nil {
+		log.Error("cannot serve /metrics, /healthz and /readyz", "err", err)
+		return 1
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = ops.Shutdown(sctx)
+	}()
+	if listening != nil {
+		listening(ops.Addr())
+	}
+	stopping := context.AfterFunc(ctx, func() {
+		log.Info("stopping: finishing captures in flight, then draining the connection", "timeout", cfg.ShutdownTimeout)
+	})
+	defer stopping()
 
 	scripts, err := scripting.Load(cfg.ScriptsDir, log)
 	if err != nil {
@@ -50,7 +89,7 @@ func runRun(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	defer conn.Close()
 
-	if err := serve(ctx, cfg, conn, scripts, log); err != nil {
+	if err := serveWith(ctx, cfg, conn, scripts, log, observe{tel.Meters, tel.Tracers, ops.SetReady}); err != nil {
 		log.Error("jetsnap stopped", "err", err)
 		return 1
 	}
@@ -61,12 +100,25 @@ func runRun(ctx context.Context, args []string, stderr io.Writer) int {
 // serve runs the pipeline (consumer → snapshotter → scripting) until ctx
 // ends or the consumer fails, then shuts down in order.
 func serve(ctx context.Context, cfg *config.Config, conn *connection, scripts *scripting.Registry, log *slog.Logger) error {
+	return serveWith(ctx, cfg, conn, scripts, log, observe{})
+}
+
+// observe is what serveWith reports to; zero fields report nothing.
+type observe struct {
+	meters   metric.MeterProvider
+	tracers  trace.TracerProvider
+	setReady func(func() error) // given the readiness check once consuming starts
+}
+
+// serveWith is serve, reporting metrics, traces and readiness to obs.
+func serveWith(ctx context.Context, cfg *config.Config, conn *connection, scripts *scripting.Registry, log *slog.Logger, obs observe) error {
 	if err := snapshotter.EnsureSnapshotStream(ctx, conn.js, snapshotter.StreamConfig{
 		Name: cfg.SnapshotStream, Prefix: cfg.SnapshotPrefix, Keep: cfg.Keep, Replicas: cfg.SnapshotReplicas,
 	}); err != nil {
 		return err
 	}
-	snap, err := snapshotter.New(snapshotterConfig(cfg), conn.nc, conn.js, scripts, log)
+	snap, err := snapshotter.New(snapshotterConfig(cfg), conn.nc, conn.js, scripts, log,
+		snapshotter.WithMeterProvider(obs.meters), snapshotter.WithTracerProvider(obs.tracers))
 	if err != nil {
 		return err
 	}
@@ -77,7 +129,7 @@ func serve(ctx context.Context, cfg *config.Config, conn *connection, scripts *s
 		AckWait:       cfg.AckWait,
 		MaxAckPending: cfg.MaxAckPending,
 		OnRebind:      func() { snap.Reset("the durable consumer was bound again") },
-	}, conn.js, log)
+	}, conn.js, log, consumer.WithMeterProvider(obs.meters))
 
 	reader := snapshotter.NewReader(readerConfig(cfg), conn.nc, scripts)
 	svc, err := snapshotter.StartService(snapshotter.ServiceConfig{}, conn.nc, reader, log)
@@ -88,6 +140,16 @@ func serve(ctx context.Context, cfg *config.Config, conn *connection, scripts *s
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	if obs.setReady != nil {
+		// Ready: connected, both streams and the durable bound, reducers
+		// loaded (Load succeeded before serve); not while shutting down.
+		obs.setReady(func() error {
+			if ctx.Err() != nil {
+				return errors.New("shutting down")
+			}
+			return cons.Ready()
+		})
+	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := scripts.Watch(ctx); err != nil && !errors.Is(err, context.Canceled) {
