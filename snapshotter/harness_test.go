@@ -1,6 +1,7 @@
 package snapshotter_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -124,6 +125,7 @@ type options struct {
 	buffer   int64 // Config.BufferBytes
 	limits   scripting.Limits
 	extra    []snapshotter.Option
+	shutdown time.Duration // Config.ShutdownTimeout, default 5s
 }
 
 func defaults() options {
@@ -158,7 +160,7 @@ func (e *env) run(o options) *jetsnap {
 		AckWait:         o.ackWait,
 		BufferBytes:     o.buffer,
 		Limits:          o.limits,
-		ShutdownTimeout: 5 * time.Second,
+		ShutdownTimeout: cmp.Or(o.shutdown, 5*time.Second),
 	}, nc, js, scripts, log, o.extra...)
 	if err != nil {
 		e.t.Fatal(err)
