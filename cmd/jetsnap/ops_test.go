@@ -337,7 +337,7 @@ func TestRunOperations(t *testing.T) {
 	if code, _ := r.get(t, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz during the outage: %d, want 200 (alive)", code)
 	}
-	srv = runNATS(t, port, store, nil)
+	runNATS(t, port, store, nil) // the same port and store: the same server, back
 	waitFor(t, 20*time.Second, "/readyz 200 after the restart", func() bool { return r.ready(t) })
 	deposit(t, js, actors[:1], 10) // account.1 to v45: a snapshot at 40
 	waitFor(t, 20*time.Second, "the snapshot of an event published after the restart", func() bool {

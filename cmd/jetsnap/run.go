@@ -31,6 +31,9 @@ func runRun(ctx context.Context, args []string, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: jetsnap [run]\n\njetsnap is configured by environment variables only:")
 		_ = config.Usage(stderr)
+		fmt.Fprintln(stderr, "\nTelemetry follows the OpenTelemetry variables: OTEL_EXPORTER_OTLP_ENDPOINT (push metrics\n"+
+			"and traces by OTLP), OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_METRICS_EXPORTER, OTEL_TRACES_EXPORTER,\n"+
+			"OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES; Prometheus metrics are always on JETSNAP_HTTP_ADDR/metrics.")
 	}
 	if err := fs.Parse(args); err != nil {
 		return exitUsage(err)
