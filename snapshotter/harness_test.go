@@ -433,6 +433,11 @@ func (e *env) settled(st snapshotter.Strategy, events map[string][]storedEvent) 
 // caught up with the stream.
 func (e *env) idle(st snapshotter.Strategy, d time.Duration) {
 	e.t.Helper()
+	e.t.Cleanup(func() {
+		if e.t.Failed() {
+			e.t.Logf("consumer: %s", e.consumerState())
+		}
+	})
 	waitFor(e.t, d, "snapshots to catch up", e.settled(st, e.allEvents()))
 	cons, err := e.js.Consumer(context.Background(), "EVENTS", "jetsnap")
 	if err != nil {
@@ -442,6 +447,20 @@ func (e *env) idle(st snapshotter.Strategy, d time.Duration) {
 		info, err := cons.Info(context.Background())
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
+}
+
+// consumerState describes the durable consumer, for failure messages.
+func (e *env) consumerState() string {
+	cons, err := e.js.Consumer(context.Background(), "EVENTS", "jetsnap")
+	if err != nil {
+		return err.Error()
+	}
+	info, err := cons.Info(context.Background())
+	if err != nil {
+		return err.Error()
+	}
+	return fmt.Sprintf("pending %d, ack pending %d, redelivered %d, delivered %+v, ack floor %+v, waiting pulls %d",
+		info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered, info.AckFloor, info.NumWaiting)
 }
 
 // workload makes n events over actors, interleaved, with random types.

@@ -59,6 +59,14 @@ func TestLongLivedActor(t *testing.T) {
 	}
 }
 
+// scaled returns n, or n/div under the race detector (see raceDetector).
+func scaled(n, div int) int {
+	if raceDetector {
+		return n / div
+	}
+	return n
+}
+
 func mustLoad(t *testing.T, dir string) *scripting.Registry {
 	t.Helper()
 	r, err := scripting.Load(dir, testLogger(t))
@@ -68,18 +76,19 @@ func mustLoad(t *testing.T, dir string) *scripting.Registry {
 	return r
 }
 
-// TestManyActors: 1,000 actors × 50 interleaved events of random types;
-// every snapshot is the reference fold of exactly its events.
+// TestManyActors: 1,000 actors (200 under -race) × 50 interleaved events of
+// random types; every snapshot is the reference fold of exactly its events.
 func TestManyActors(t *testing.T) {
 	e := newEnv(t)
 	o := defaults()
 	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25, OnTypes: []string{"Closed"}}
 	o.workers = 4
 	j := e.run(o)
-	subjects, types := workload(1000, 50, []string{"Deposited", "Withdrawn", "Renamed", "Closed"}, 1)
+	actors := scaled(1000, 5)
+	subjects, types := workload(actors, 50, []string{"Deposited", "Withdrawn", "Renamed", "Closed"}, 1)
 	e.publish(subjects, types)
 	waitFor(t, 2*time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
-	if n := e.check(o.strategy); n < 1000 {
+	if n := e.check(o.strategy); n < actors {
 		t.Fatalf("only %d snapshots checked", n)
 	}
 	if n := j.snap.Stats().StreamReads.Load(); n != 0 {
@@ -140,13 +149,13 @@ func TestRestart(t *testing.T) {
 			o := defaults()
 			o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 20, MinEvents: 5, MaxEvents: 50}
 			o.ackWait = 2 * time.Second // redeliveries of unacknowledged triggers come quickly
-			subjects, types := workload(200, 100, []string{"Deposited", "Withdrawn"}, 3)
+			subjects, types := workload(scaled(200, 4), 100, []string{"Deposited", "Withdrawn"}, 3)
 			half := len(subjects) / 2
 
 			j := e.run(o)
 			e.publish(subjects[:half/2], types[:half/2])
 			go e.publish(subjects[half/2:half], types[half/2:half])
-			waitFor(t, time.Minute, "some snapshots", func() bool { return j.snap.Stats().Published.Load() > 50 })
+			waitFor(t, time.Minute, "some snapshots", func() bool { return j.snap.Stats().Published.Load() > 20 })
 			if abrupt {
 				j.kill()
 			} else {
@@ -164,8 +173,8 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-// TestLag: 100,000 events published before jetsnap starts get the same
-// placement as when it keeps up.
+// TestLag: 100,000 events (20,000 under -race) published before jetsnap
+// starts get the same placement as when it keeps up.
 func TestLag(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100,000 events")
@@ -173,12 +182,13 @@ func TestLag(t *testing.T) {
 	e := newEnv(t)
 	o := defaults()
 	o.workers = 4
-	subjects, types := workload(500, 200, []string{"Deposited", "Withdrawn"}, 5)
+	actors := scaled(500, 5)
+	subjects, types := workload(actors, 200, []string{"Deposited", "Withdrawn"}, 5)
 	e.publish(subjects, types)
 	j := e.run(o)
 	waitFor(t, 3*time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
-	if n := e.check(o.strategy); n != 1000 {
-		t.Fatalf("%d snapshots checked, want 1000 (2 per actor)", n)
+	if n := e.check(o.strategy); n != 2*actors {
+		t.Fatalf("%d snapshots checked, want %d (2 per actor)", n, 2*actors)
 	}
 	if n := j.snap.Stats().StreamReads.Load(); n != 0 {
 		t.Errorf("captures read %d events back from the stream; they should all come from memory", n)

@@ -101,7 +101,17 @@ func (e *env) spawn(st snapshotter.Strategy, extra ...string) *proc {
 	}
 	p := &proc{t: e.t, cmd: cmd, done: make(chan error, 1), health: fmt.Sprintf("http://127.0.0.1:%d", port), logFile: logFile}
 	go func() { p.done <- cmd.Wait(); f.Close() }()
-	e.t.Cleanup(func() { p.kill() })
+	e.t.Cleanup(func() {
+		p.kill()
+		if e.t.Failed() {
+			if log, err := os.ReadFile(logFile); err == nil {
+				if len(log) > 8000 {
+					log = log[len(log)-8000:]
+				}
+				e.t.Logf("jetsnap log (tail):\n%s", log)
+			}
+		}
+	})
 	return p
 }
 

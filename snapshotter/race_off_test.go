@@ -1,0 +1,5 @@
+//go:build !race
+
+package snapshotter_test
+
+const raceDetector = false
