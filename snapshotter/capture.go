@@ -69,7 +69,11 @@ func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime, job
 		jctx, span := s.tel.startCapture(ctx, j)
 		backoff := 50 * time.Millisecond
 		for {
-			snap, err := s.capture(jctx, rt, j)
+			// A deadline per attempt: streams reads and the publish have their
+			// own, this one also covers the fold and the retries inside.
+			actx, cancel := context.WithTimeout(jctx, 3*requestTimeout+s.cfg.Limits.Timeout)
+			snap, err := s.capture(actx, rt, j)
+			cancel()
 			if !transient(err) || ctx.Err() != nil || stop.Err() != nil {
 				s.settle(j, err)
 				s.tel.settled(jctx, span, j, snap, err)

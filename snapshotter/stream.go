@@ -20,6 +20,17 @@ var directGetHeaders = []string{
 	"Nats-Num-Pending", "Nats-Last-Sequence",
 }
 
+// requestTimeout bounds a request whose context has no deadline: a request
+// lost in a server restart must not wait forever.
+const requestTimeout = 10 * time.Second
+
+func withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, requestTimeout)
+}
+
 // errNotFound is what a direct get answers when nothing matches.
 var errNotFound = errors.New("not found")
 
@@ -125,6 +136,8 @@ func parseStored(m *nats.Msg) (storedMsg, error) {
 // last returns the last message on subject in the snapshot stream, or
 // errNotFound.
 func (s *store) last(ctx context.Context, subject string) (storedMsg, error) {
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	m, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.snaps+"."+subject, nil)
 	if err != nil {
 		return storedMsg{}, fmt.Errorf("read last message of %s in stream %s: %w", subject, s.snaps, err)
@@ -137,6 +150,8 @@ func (s *store) last(ctx context.Context, subject string) (storedMsg, error) {
 // make the server count pending messages.
 func (s *store) next(ctx context.Context, filter string, seq uint64) (storedMsg, error) {
 	req, _ := json.Marshal(directGetRequest{Seq: seq, NextFor: filter})
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	m, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.events, req)
 	if err != nil {
 		return storedMsg{}, fmt.Errorf("read %s from stream %s: %w", filter, s.events, err)
@@ -198,11 +213,8 @@ func (s *store) batchIn(ctx context.Context, stream, filter string, from uint64,
 	if err := s.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, req); err != nil {
 		return 0, 0, false, fmt.Errorf("read %s from stream %s: %w", filter, stream, err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-	}
+	ctx, cancel := withTimeout(ctx)
+	defer cancel()
 	var stopErr error
 	for {
 		var m *nats.Msg
