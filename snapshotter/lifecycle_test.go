@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jetsnap/jetsnap/consumer"
+	"github.com/jetsnap/jetsnap/scripting"
 	"github.com/jetsnap/jetsnap/snapshotter"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
@@ -113,6 +116,31 @@ func TestReducerChange(t *testing.T) {
 	}
 	if r2 == 0 || j.snap.Stats().Invalidated.Load() == 0 {
 		t.Fatalf("r2 snapshots %d, invalidated bases %d", r2, j.snap.Stats().Invalidated.Load())
+	}
+
+	// Break the script: it does not compile, so r2 stays in use.
+	if err := os.WriteFile(filepath.Join(e.scripts, "account.js"), []byte("function reduce(s, e) { return s; "), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the broken script to be rejected", func() bool {
+		_, err := scripting.Load(e.scripts, testLogger(t))
+		return err != nil
+	})
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "snapshots with the broken script in place", e.settled(o.strategy, e.allEvents()))
+	// Fix it as revision 3: the next snapshots switch to r3, rebuilt from 0.
+	e.script("account", "testdata/probe3.js")
+	waitFor(t, 10*time.Second, "jetsnap to load r3", func() bool {
+		s, ok := j.scripts.Lookup("account")
+		return ok && s.Identity == "r3"
+	})
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
+	e.checkWith(o.strategy, true, 3)
+	for actor, snaps := range e.allSnapshots() {
+		if last := snaps[len(snaps)-1]; last.Reducer != "account@r3" {
+			t.Errorf("%s: latest snapshot by %s, want account@r3", actor, last.Reducer)
+		}
 	}
 }
 
