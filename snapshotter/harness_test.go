@@ -81,6 +81,13 @@ func (e *env) script(typ, file string) {
 // publish publishes events; each is subject and type. It waits for all acks.
 func (e *env) publish(subjects []string, types []string) {
 	e.t.Helper()
+	if err := e.tryPublish(subjects, types); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryPublish is publish for other goroutines than the test's.
+func (e *env) tryPublish(subjects []string, types []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const window = 2000
@@ -92,7 +99,7 @@ func (e *env) publish(subjects []string, types []string) {
 			msg := &nats.Msg{Subject: subjects[i], Data: data, Header: nats.Header{"Trace-Id": {strconv.Itoa(i)}}}
 			f, err := e.js.PublishMsgAsync(msg)
 			if err != nil {
-				e.t.Fatal(err)
+				return err
 			}
 			futures = append(futures, f)
 		}
@@ -100,12 +107,13 @@ func (e *env) publish(subjects []string, types []string) {
 			select {
 			case <-f.Ok():
 			case err := <-f.Err():
-				e.t.Fatal(err)
+				return err
 			case <-ctx.Done():
-				e.t.Fatal("publish timed out")
+				return fmt.Errorf("publish timed out")
 			}
 		}
 	}
+	return nil
 }
 
 // jetsnap is one running jetsnap pipeline, in process.

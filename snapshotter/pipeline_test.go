@@ -154,7 +154,8 @@ func TestRestart(t *testing.T) {
 
 			j := e.run(o)
 			e.publish(subjects[:half/2], types[:half/2])
-			go e.publish(subjects[half/2:half], types[half/2:half])
+			published := make(chan error, 1)
+			go func() { published <- e.tryPublish(subjects[half/2:half], types[half/2:half]) }()
 			waitFor(t, time.Minute, "some snapshots", func() bool { return j.snap.Stats().Published.Load() > 20 })
 			if abrupt {
 				j.kill()
@@ -162,6 +163,9 @@ func TestRestart(t *testing.T) {
 				j.stop()
 			}
 
+			if err := <-published; err != nil {
+				t.Fatal(err)
+			}
 			j2 := e.run(o)
 			e.publish(subjects[half:], types[half:])
 			waitFor(t, 2*time.Minute, "snapshots to catch up", e.settled(o.strategy, e.allEvents()))
