@@ -23,7 +23,7 @@ func benchEvents(n int) []Event {
 			data = data[:len(data)-1] + `,"p":0}`
 		}
 		events[i] = Event{
-			Actor: "account.42", Type: typ, Subject: "events.account.42", Data: []byte(data[:len(data)]),
+			Actor: "account.42", Type: typ, Subject: "events.account.42", Data: []byte(data),
 			Seq: uint64(1000 + i), Version: uint64(i + 1), Time: time.Date(2024, 1, 1, 0, 0, i, 0, time.UTC),
 			Headers: map[string][]string{"Nats-Msg-Id": {fmt.Sprint(i)}},
 		}
@@ -178,24 +178,31 @@ func BenchmarkDecodeData(b *testing.B) {
 	})
 }
 
-// BenchmarkRealm is the fixed cost of a fold: a fresh realm running the
-// script's top level.
+// BenchmarkRealm is the fixed cost of a fold: "new" makes a realm (sandbox,
+// guards, lockdown), once per script and concurrent fold; "reuse" takes
+// an idle one and runs the script's top level, as every fold does.
 func BenchmarkRealm(b *testing.B) {
-	for _, c := range []struct{ name, src string }{
-		{"plain", benchFunctionSrc},
-		{"console", benchFunctionSrc + "// console"},
-		{"guards", benchFunctionSrc + "// Array.from"},
-	} {
-		b.Run(c.name, func(b *testing.B) {
-			s := mustCompile(b, "account.js", c.src)
-			b.ReportAllocs()
-			for b.Loop() {
-				r, err := newRealm(context.Background(), s, "account.42", Limits{}.withDefaults(), nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				r.close()
+	s := mustCompile(b, "account.js", benchFunctionSrc)
+	lim := Limits{}.withDefaults()
+	b.Run("new", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := newRealm(s); err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+		}
+	})
+	b.Run("reuse", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r, err := s.realm()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := r.begin(context.Background(), "account.42", lim, nil); err != nil {
+				b.Fatal(err)
+			}
+			r.end(true)
+		}
+	})
 }

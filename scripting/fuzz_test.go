@@ -63,9 +63,10 @@ func FuzzDecodeEvent(f *testing.F) {
 	}
 	s := mustCompile(f, "fuzz.js", `function reduce(s, e) { return s; }`)
 	f.Fuzz(func(t *testing.T, data []byte, typ, subject, hk, hv string) {
-		r, err := newRealm(context.Background(), s, "x.1", Limits{}.withDefaults(), nil)
+		r, err := s.realm()
 		require_NoError(t, err)
-		defer r.close()
+		require_NoError(t, r.begin(context.Background(), "x.1", Limits{}.withDefaults(), nil))
+		defer r.end(false)
 		sameV, err := r.vm.RunString(sameAsJS)
 		require_NoError(t, err)
 		same, _ := goja.AssertFunction(sameV)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -42,10 +43,19 @@ func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	}
 }
 
+// compiled caches mustCompile's scripts: a Script is immutable and its
+// realms isolate folds, and making realms (lockdown) is what takes time in
+// these tests. Sharing them also has every test fold in reused realms.
+var compiled sync.Map // file + "\x00" + src → *Script
+
 func mustCompile(t testing.TB, file, src string) *Script {
 	t.Helper()
+	if s, ok := compiled.Load(file + "\x00" + src); ok {
+		return s.(*Script)
+	}
 	s, err := Compile(file, []byte(src))
 	require_NoError(t, err)
+	compiled.Store(file+"\x00"+src, s)
 	return s
 }
 

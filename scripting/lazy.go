@@ -46,13 +46,8 @@ func decodeEventData(vm *goja.Runtime, b []byte) goja.Value {
 	return vm.ToValue(strings.ToValidUTF8(string(b), "\uFFFD"))
 }
 
-// validJSON reports whether s is one JSON value, as json.Valid does
+// jsonValidator checks that s is one JSON value, as json.Valid does
 // (nesting deeper than maxJSONDepth is invalid), without decoding it.
-func validJSON(s string) bool {
-	v := jsonValidator{s: s}
-	return v.valid()
-}
-
 type jsonValidator struct {
 	s string
 	i int
@@ -238,7 +233,7 @@ func (v *jsonValidator) number() bool {
 	return true
 }
 
-// lazyDecoder decodes values of a payload that validJSON accepted.
+// lazyDecoder decodes values of a payload that jsonValidator accepted.
 type lazyDecoder struct {
 	vm *goja.Runtime
 	s  string

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/dop251/goja"
@@ -16,13 +17,15 @@ import (
 // goroutines at the same time (keep one per worker). It stays usable after
 // any error, timeouts included.
 //
-// Every Fold call runs the script in a fresh JS realm (a new goja.Runtime
-// that runs the script's top level: about 15 µs for a small script, see
-// BenchmarkRealm), so nothing a script leaves in its globals, closures or
-// built-in prototypes survives into another fold: the same events and
-// script give byte-identical JSON in any Runtime, whatever it folded before.
-// The price is that top-level variables start afresh in every fold, which
-// the reducer contract says anyway (state lives in the state).
+// A fold runs in a JS realm (a goja.Runtime) of its script, taken from the
+// script's pool of idle realms and put back after a fold that succeeded,
+// or made when none is idle (about 15 ms: guards and lockdown, see
+// guards.go and lockdown.go). A realm's built-ins are frozen and the
+// script's top level runs anew in every fold, so nothing a fold does can
+// be seen by another: the same events and script give byte-identical JSON
+// in any Runtime, whatever it folded before. Top-level variables start
+// afresh in every fold, as the reducer contract says (state lives in the
+// state).
 type Runtime struct {
 	lim     Limits
 	console func(level, msg string)
@@ -57,91 +60,134 @@ func (rt *Runtime) Fold(ctx context.Context, s *Script, actor string, state []by
 	if err := ctx.Err(); err != nil {
 		return nil, &ScriptError{File: s.File, Actor: actor, Err: err}
 	}
-	r, err := newRealm(ctx, s, actor, rt.lim, rt.console)
+	r, err := s.realm()
 	if err != nil {
 		return nil, err
 	}
-	defer r.close()
+	if err := r.begin(ctx, actor, rt.lim, rt.console); err != nil {
+		r.end(false)
+		return nil, err
+	}
 	defer func() {
 		if x := recover(); x != nil {
 			out, err = nil, r.scriptError(fmt.Errorf("scripting: internal error: %v", x), nil)
 		}
+		r.end(err == nil)
 	}()
 	return r.fold(state, events)
 }
 
-// realm is one fresh JS realm running one script for one fold.
+// realm is a JS realm of one script: made once, used by one fold at a time.
 type realm struct {
 	vm      *goja.Runtime
 	s       *Script
-	actor   string
-	lim     Limits
-	parent  context.Context // the caller's ctx
-	cancel  context.CancelFunc
-	stop    func() bool
+	run     goja.Callable // the script's top level (Script.prog)
 	console func(level, msg string)
+
+	stringify goja.Callable // the original JSON.stringify
+	replacer  goja.Value
+
+	// What lockdown left (see clean).
+	globals     []string
+	globalSyms  int
+	globalProto *goja.Object
+
+	// Per fold (begin, end).
+	actor  string
+	lim    Limits
+	parent context.Context // the caller's ctx
+	ctx    context.Context // parent with the timeout
+	cancel context.CancelFunc
+	stop   func() bool
 
 	form     form
 	reduce   goja.Callable
 	init     goja.Callable
 	handlers map[string]goja.Callable
 	any      goja.Callable
+	revision goja.Value
 
-	stringify goja.Callable
-	replacer  goja.Value
-
-	now time.Time // what Date.now() and new Date() give
-	rng uint64    // Math.random state
-
-	strs map[string]goja.Value // see str
+	now     time.Time             // what Date.now() and new Date() give
+	rng     uint64                // Math.random state
+	strs    map[string]goja.Value // see str
+	regexps []regexpTimer         // exec and test calls in progress
+	dynamic bool                  // code was made at run time (see clean)
 }
 
 // epoch is the time scripts see outside events (top level; init with no event).
 var epoch = time.Unix(0, 0).UTC()
 
-// newRealm creates the realm, arms the timeout and runs the script's top
-// level. Close it when done.
-func newRealm(parent context.Context, s *Script, actor string, lim Limits, console func(level, msg string)) (_ *realm, err error) {
-	r := &realm{vm: goja.New(), s: s, actor: actor, lim: lim, parent: parent, console: console, now: epoch}
-	ctx, cancel := context.WithTimeout(parent, lim.Timeout)
-	r.cancel = cancel
-	vm := r.vm
-	r.stop = context.AfterFunc(ctx, func() { vm.Interrupt(ctx.Err()) })
+// newRealm makes a realm for s: sandbox, guards, lockdown.
+func newRealm(s *Script) (_ *realm, err error) {
+	configureRegexp()
+	r := &realm{vm: goja.New(), s: s, now: epoch}
 	defer func() {
 		if x := recover(); x != nil {
-			err = r.scriptError(fmt.Errorf("scripting: internal error: %v", x), nil)
+			err = fmt.Errorf("scripting: internal error: %v", x)
 		}
 		if err != nil {
-			r.close()
+			err = &ScriptError{File: s.File, Err: fmt.Errorf("setting up a realm: %w", err)}
 		}
 	}()
-
-	vm.SetMaxCallStackSize(lim.MaxCallStack)
+	vm := r.vm
 	vm.SetTimeSource(func() time.Time { return r.now })
 	vm.SetRandSource(r.random)
-	r.seed(0)
 	// Take what we call before the script can replace it.
 	r.stringify, _ = goja.AssertFunction(vm.Get("JSON").ToObject(vm).Get("stringify"))
 	r.replacer = vm.ToValue(r.replace)
 	if err := r.sandbox(); err != nil {
-		return nil, r.scriptError(err, nil)
+		return nil, err
 	}
 	if err := r.guard(); err != nil {
-		return nil, r.scriptError(err, nil)
+		return nil, err
 	}
-	if _, err := vm.RunProgram(s.prog); err != nil {
-		return nil, r.scriptError(err, nil)
+	if err := r.lockdown(); err != nil {
+		return nil, err
 	}
-	if err := r.try(r.resolve); err != nil {
-		return nil, r.scriptError(err, nil)
+	f, err := vm.RunProgram(s.prog)
+	if err != nil {
+		return nil, err
 	}
+	r.run, _ = goja.AssertFunction(f)
 	return r, nil
 }
 
-func (r *realm) close() {
+// begin prepares r for a fold: limits, timeout, and the script's top level
+// run anew.
+func (r *realm) begin(ctx context.Context, actor string, lim Limits, console func(level, msg string)) error {
+	r.actor, r.lim, r.console, r.parent = actor, lim, console, ctx
+	r.now = epoch
+	r.seed(0)
+	clear(r.strs)
+	r.regexps = r.regexps[:0]
+	r.dynamic = false
+	r.vm.SetMaxCallStackSize(lim.MaxCallStack)
+	r.ctx, r.cancel = context.WithTimeout(ctx, lim.Timeout)
+	vm, tctx := r.vm, r.ctx
+	r.stop = context.AfterFunc(tctx, func() { vm.Interrupt(tctx.Err()) })
+	heapWatch.add(r)
+	out, err := r.run(goja.Undefined())
+	if err != nil {
+		return r.scriptError(err, nil)
+	}
+	if err := r.try(func() error { return r.resolve(out) }); err != nil {
+		return r.scriptError(err, nil)
+	}
+	return nil
+}
+
+// end finishes a fold and puts r back in its script's pool if the fold
+// succeeded and the realm is clean.
+func (r *realm) end(ok bool) {
+	heapWatch.remove(r)
 	r.stop()
 	r.cancel()
 	r.vm.ClearInterrupt()
+	r.reduce, r.init, r.handlers, r.any, r.revision = nil, nil, nil, nil, nil
+	r.console, r.parent, r.ctx = nil, nil, nil
+	if ok && r.clean() {
+		r.s.pool.put(r)
+	}
 }
 
 // try runs f, turning JS exceptions and goja panics into errors.
@@ -162,9 +208,12 @@ func (r *realm) try(f func() error) (err error) {
 	return ferr
 }
 
-// resolve finds the script's form and functions after its top level ran.
-func (r *realm) resolve() error {
+// resolve finds the script's form and functions in what its top level
+// returned: [reduce, init, handlers, revision] (Script.prog).
+func (r *realm) resolve(top goja.Value) error {
 	vm := r.vm
+	list := top.ToObject(vm)
+	at := func(i int) goja.Value { return list.Get(strconv.Itoa(i)) }
 	fn := func(name string, v goja.Value) (goja.Callable, error) {
 		if v == nil || goja.IsUndefined(v) {
 			return nil, nil
@@ -175,18 +224,19 @@ func (r *realm) resolve() error {
 		}
 		return f, nil
 	}
-	if v := vm.Get("reduce"); v != nil && !goja.IsUndefined(v) {
+	r.revision = at(3)
+	if v := at(0); v != nil && !goja.IsUndefined(v) {
 		var err error
 		if r.reduce, err = fn("reduce", v); err != nil {
 			return err
 		}
-		if r.init, err = fn("init", vm.Get("init")); err != nil {
+		if r.init, err = fn("init", at(1)); err != nil {
 			return err
 		}
 		r.form = formReduce
 		return nil
 	}
-	h := vm.Get("handlers")
+	h := at(2)
 	if h == nil || goja.IsUndefined(h) {
 		return errors.New("script defines neither reduce(state, event) nor a handlers object")
 	}
@@ -215,11 +265,11 @@ func (r *realm) resolve() error {
 	return nil
 }
 
-// revision returns the script's global `revision` as a string, "" if none.
-func (r *realm) revision() (string, error) {
+// revisionOf returns the script's `revision` as a string, "" if none.
+func (r *realm) revisionOf() (string, error) {
 	var rev string
 	err := r.try(func() error {
-		v := r.vm.Get("revision")
+		v := r.revision
 		if v == nil || goja.IsUndefined(v) {
 			return nil
 		}
@@ -376,6 +426,12 @@ func (r *realm) replace(call goja.FunctionCall) goja.Value {
 	if _, ok := v.(*goja.Symbol); ok {
 		panic(r.vm.NewTypeError(fmt.Sprintf("a symbol at key %q", call.Argument(0).String())))
 	}
+	// JSON.stringify walks an array up to its length in Go (see guards.go).
+	if o, ok := v.(*goja.Object); ok && o.ClassName() == "Array" {
+		if n := o.Get("length").ToInteger(); n > maxGuardedArray {
+			panic(r.vm.NewTypeError(fmt.Sprintf("an array of length %d at key %q", n, call.Argument(0).String())))
+		}
+	}
 	return v
 }
 
@@ -488,7 +544,9 @@ func (r *realm) scriptError(err error, ev *Event) *ScriptError {
 	switch {
 	case errors.As(err, &ie):
 		stack = ie.Stack()
-		if perr := r.parent.Err(); perr != nil {
+		if cause, ok := ie.Value().(error); ok && r.ctx.Err() == nil {
+			se.Err = cause // a guard's (guards.go, heapwatch.go)
+		} else if perr := r.parent.Err(); perr != nil {
 			se.Err = perr
 		} else {
 			se.Err = fmt.Errorf("%w after %s", ErrTimeout, r.lim.Timeout)
@@ -506,7 +564,7 @@ func (r *realm) scriptError(err error, ev *Event) *ScriptError {
 	for i := range stack {
 		if stack[i].SrcName() == r.s.File {
 			if p := stack[i].Position(); p.Line > 0 {
-				se.Line, se.Column = p.Line, p.Column
+				se.Line, se.Column = sourcePosition(p.Line, p.Column)
 				break
 			}
 		}

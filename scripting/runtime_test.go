@@ -74,7 +74,6 @@ func TestFoldErrors(t *testing.T) {
 		{"function state", "function reduce(s, e) { s.f = function () {}; return s; }", `function at key "f"`, 0, ErrNotSerialisable},
 		{"function top", "function reduce(s, e) { return function () {}; }", "not JSON-serialisable", 0, ErrNotSerialisable},
 		{"cycle", "function reduce(s, e) { s.self = s; return s; }", "not JSON-serialisable", 0, ErrNotSerialisable},
-		{"bigint", "function reduce(s, e) { s.n = 10n; return s; }", "BigInt", 0, ErrNotSerialisable},
 		{"too large", "function reduce(s, e) { s.x = 'x'.repeat(2000); return s; }", "2008 bytes, limit 1000", 0, ErrStateTooLarge},
 		{"recursion", "function f(n) { return f(n + 1) + 1; }\nfunction reduce(s, e) { return f(0); }", "maximum call stack", 1, ErrStackOverflow},
 		{"init throws", "function init(a) { null.x; }\nfunction reduce(s, e) { return s; }", "init: TypeError", 1, nil},
@@ -113,6 +112,7 @@ func TestCompileErrors(t *testing.T) {
 		{"handler not function", "var handlers = { A: 1 };", "handlers.A is not a function"},
 		{"top level throws", "\n\nthrow new Error('boom');", "bad.js:3:"},
 		{"bad revision", "var revision = {}; function reduce(s) { return s; }", "revision must be"},
+		{"bigint", "function reduce(s, e) {\n  s.n = 10n; return s; }", "bad.js:2:9: SyntaxError: BigInt is not available"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -3,16 +3,20 @@ package scripting
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 )
 
-// probe folds one event with a reducer that stores expr's value in state.v.
+// probe folds one event with a reducer that stores in state.v what expr
+// (a function body) returns, run by (indirect) eval so that all probes
+// share one script and its realms.
 func probe(t *testing.T, expr string) string {
 	t.Helper()
-	s := mustCompile(t, "probe.js", "function reduce(s, e) { s.v = (function () { "+expr+" })(); return s; }")
-	got, err := fold(t, NewRuntime(Limits{}), s, "probe.1", "", evs("probe.1", "A", `{}`))
+	s := mustCompile(t, "probe.js", "function reduce(s, e) { s.v = (0, eval)(\"(function () { \" + e.data + \"\\n})()\"); return s; }")
+	data, _ := json.Marshal(expr)
+	got, err := fold(t, NewRuntime(Limits{}), s, "probe.1", "", evs("probe.1", "A", string(data)))
 	require_NoError(t, err)
 	return got
 }
@@ -20,7 +24,7 @@ func probe(t *testing.T, expr string) string {
 func TestSandboxGlobals(t *testing.T) {
 	// (goja's Object.getOwnPropertyNames(globalThis) lists only the
 	// script's own globals once a script ran, so probe names one by one.)
-	for _, name := range []string{"Array", "JSON", "Math", "Date", "Object", "Promise", "reduce"} {
+	for _, name := range []string{"Array", "JSON", "Math", "Date", "Object", "Promise", "console"} {
 		require_Contains(t, probe(t, "return typeof "+name+" !== 'undefined';"), `"v":true`)
 	}
 	for _, bad := range []string{"require", "process", "setTimeout", "setInterval", "setImmediate", "queueMicrotask",
@@ -65,14 +69,13 @@ func TestEventObject(t *testing.T) {
 
 func TestNoLeakBetweenFolds(t *testing.T) {
 	src := `var n = 0;
-Object.prototype.polluted = Object.prototype.polluted || 0;
 function reduce(s, e) {
   n++;
-  Object.prototype.polluted++;
+  Object.prototype.polluted = 1;
   Array.prototype.push = function () { return 42; };
   Math.random = function () { return 0.5; };
   globalThis.leak = (globalThis.leak || 0) + 1;
-  s.n = n; s.p = ({}).polluted; s.leak = leak;
+  s.n = n; s.p = typeof ({}).polluted; s.push = [].push === Array.prototype.push && [1].push(2) === 2; s.leak = leak;
   return s;
 }`
 	s := mustCompile(t, "leak.js", src)
@@ -80,13 +83,83 @@ function reduce(s, e) {
 	for i := 0; i < 3; i++ {
 		got, err := fold(t, rt, s, "leak.1", "", evs("leak.1", "A", `{}`, "B", `{}`))
 		require_NoError(t, err)
-		require_Equal(t, got, `{"n":2,"p":2,"leak":2}`)
+		// Built-ins cannot be changed (sloppy mode: silently); globals and
+		// top-level variables start afresh.
+		require_Equal(t, got, `{"n":2,"p":"undefined","push":true,"leak":2}`)
 	}
 	// And a different script in the same runtime sees clean built-ins.
 	clean := mustCompile(t, "clean.js", `function reduce(s, e) { var a = []; a.push(1); s.len = a.length; s.p = typeof ({}).polluted; s.r = Math.random() !== 0.5; return s; }`)
 	got, err := fold(t, rt, clean, "clean.1", "", evs("clean.1", "A", `{}`))
 	require_NoError(t, err)
 	require_Equal(t, got, `{"len":1,"p":"undefined","r":true}`)
+}
+
+// TestLockdown tries what a fold could leave for the next folds of its
+// realm: every probe must read the same in each fold as in the first.
+func TestLockdown(t *testing.T) {
+	probes := []struct{ name, change, read string }{
+		{"global var", `globalThis.g1 = 1; g2 = 2;`, `[typeof g1, typeof globalThis.g2]`},
+		{"global defined unconfigurable", `Object.defineProperty(globalThis, "g3", {value: 3});`, `typeof g3`},
+		{"global symbol", `globalThis[Symbol.for("s")] = 1;`, `globalThis[Symbol.for("s")]`},
+		{"global prototype", `Object.setPrototypeOf(globalThis, {inherited: 1});`, `typeof inherited`},
+		{"global replaced", `Math = null; JSON = 1; console = 2; Array = 3;`, `[typeof Math, typeof JSON, typeof console, typeof Array]`},
+		{"prototype pollution", `Object.prototype.x = 1; ({}).__proto__.y = 2; var o = {}; o["__proto__"].z = 3;`, `[({}).x, ({}).y, ({}).z]`},
+		{"prototype via data", `var s = {}; var k = "__proto__"; s[k].count = 9;`, `({}).count`},
+		{"method replaced", `Array.prototype.map = null; String.prototype.trim = null; delete Array.prototype.push;`, `[typeof [].map, typeof "".trim, typeof [].push]`},
+		{"defineProperty on built-in", `try { Object.defineProperty(Array.prototype, "q", {value: 1}); } catch (e) {}`, `[].q`},
+		{"hidden intrinsics", `try { Object.getPrototypeOf([][Symbol.iterator]()).x = 1; Object.getPrototypeOf(function* () {}).y = 2; Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())).z = 3; } catch (e) {}`,
+			`[Object.getPrototypeOf([][Symbol.iterator]()).x, Object.getPrototypeOf(function* () {}).y, Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]())).z]`},
+		{"statics", `Object.keys = null; Symbol.custom = 1; JSON.parse = null; Promise.resolve = null;`, `[typeof Object.keys, Symbol.custom, typeof JSON.parse, typeof Promise.resolve]`},
+		{"console", `console.log = null; console.x = 1;`, `[typeof console.log, console.x]`},
+		{"error prototypes", `Error.prototype.name = "X"; TypeError.prototype.message = "m";`, `[new Error().name, new TypeError().message]`},
+		{"function prototype", `(function () {}).constructor.prototype.x = 1; Function.prototype.y = 2;`, `[(function () {}).x, (function () {}).y]`},
+		{"eval var", `(0, eval)("var ev = 1");`, `typeof ev`},
+		{"Function global", `Function("return this")().fg = 1;`, `typeof fg`},
+		{"regexp", `/a/.exec("a"); RegExp.prototype.flags2 = 1;`, `[RegExp.prototype.flags2, typeof RegExp.$1]`},
+		{"promise job", `Promise.resolve().then(function () { globalThis.pj = 1; });`, `typeof pj`},
+		{"date and random", `Date.now = null;`, `[typeof Date.now, Math.random() === Math.random()]`},
+		{"frozen", ``, `[Object.isFrozen(Object.prototype), Object.isFrozen(Array.prototype), Object.isFrozen(Math), Object.isFrozen(console)]`},
+	}
+	const src = `function reduce(s, e) {
+  var d = e.data, read = "(function () { " + d.strict + "return JSON.stringify(" + d.read + "); })()";
+  s.before = (0, eval)(read);
+  try { (0, eval)("(function () { " + d.strict + d.change + "\\n})()"); } catch (x) { s.threw = x.name; }
+  s.after = (0, eval)(read);
+  return s;
+}`
+	s := mustCompile(t, "probe.js", src)
+	rt := NewRuntime(Limits{})
+	for _, p := range probes {
+		t.Run(p.name, func(t *testing.T) {
+			for _, strict := range []string{"", "'use strict';"} {
+				data, _ := json.Marshal(map[string]string{"change": p.change, "read": p.read, "strict": strict})
+				events := evs("probe.1", "A", string(data))
+				first, err := fold(t, rt, s, "probe.1", "", events)
+				require_NoError(t, err)
+				for i := 0; i < 3; i++ {
+					got, err := fold(t, rt, s, "probe.1", "", events)
+					require_NoError(t, err)
+					require_Equal(t, got, first)
+				}
+			}
+		})
+	}
+}
+
+// TestOverrideTaming: a property that frozen Object.prototype has can
+// still be set on ordinary objects.
+func TestOverrideTaming(t *testing.T) {
+	s := mustCompile(t, "tame.js", `function reduce(s, e) {
+  var o = {}; o.constructor = 1; o.toString = function () { return "T"; }; o.valueOf = 2; o.hasOwnProperty = 3;
+  var items = {}; items[e.data.k] = 1;
+  var err = new Error(); err.message = "m"; err.name = "N";
+  class MyError extends TypeError { constructor() { super("x"); this.name = "MyError"; } }
+  s.v = [o.constructor, String(o), o.valueOf, o.hasOwnProperty, Object.keys(o), items, String(err), String(new MyError()), Object.prototype.toString.call([])];
+  return s;
+}`)
+	got, err := fold(t, NewRuntime(Limits{}), s, "tame.1", "", evs("tame.1", "A", `{"k":"constructor"}`))
+	require_NoError(t, err)
+	require_Equal(t, got, `{"v":[1,"T",2,3,["constructor","toString","valueOf","hasOwnProperty"],{"constructor":1},"N: m","MyError: x","[object Array]"]}`)
 }
 
 const randomSrc = `

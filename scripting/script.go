@@ -1,14 +1,15 @@
 package scripting
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/dop251/goja"
@@ -24,17 +25,76 @@ const (
 )
 
 // Script is one compiled reducer file. It is immutable and safe to share
-// between goroutines; every fold runs it in a fresh JS realm.
+// between goroutines. It keeps a pool of idle JS realms for its folds (see
+// Runtime).
 type Script struct {
 	Type     string // actor type: file name without .js
 	File     string // path of the file, as given to Compile
 	Identity string // "r<revision>" if the script defines a global `revision`, else the first 16 hex digits of sha256(file bytes)
 
-	form    form
-	prog    *goja.Program
-	hash    [sha256.Size]byte
-	console bool // the source mentions console: define it in realms
-	guards  bool // the source names a guarded built-in (see guardNames)
+	form form
+	prog *goja.Program // the top level as a function, see wrapPrefix
+	hash [sha256.Size]byte
+	pool realmPool
+	// global: the script names globalThis, eval or Function or uses
+	// this, so it can reach the global object (see realm.clean).
+	global bool
+}
+
+// maxIdleRealms bounds the idle realms a script keeps (a realm is a few
+// MiB; there is one per fold running at the same time).
+const maxIdleRealms = 8
+
+// realmPool holds a script's idle realms.
+type realmPool struct {
+	mu   sync.Mutex
+	idle []*realm
+}
+
+func (p *realmPool) get() *realm {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if n := len(p.idle); n > 0 {
+		r := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		return r
+	}
+	return nil
+}
+
+func (p *realmPool) put(r *realm) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) < maxIdleRealms {
+		p.idle = append(p.idle, r)
+	}
+}
+
+// realm returns an idle realm of s, or a new one.
+func (s *Script) realm() (*realm, error) {
+	if r := s.pool.get(); r != nil {
+		return r, nil
+	}
+	return newRealm(s)
+}
+
+// wrapPrefix and wrapSuffix make a script's top level a function that runs
+// it afresh in every fold and returns what the fold needs (realm.resolve).
+// A valid script stays the same code in a function body (Compile parses
+// it alone first), so only columns on its first line move.
+const (
+	wrapPrefix = "(function () {"
+	wrapSuffix = "\n;return [typeof reduce === \"undefined\" ? void 0 : reduce, typeof init === \"undefined\" ? void 0 : init, " +
+		"typeof handlers === \"undefined\" ? void 0 : handlers, typeof revision === \"undefined\" ? void 0 : revision];\n})"
+)
+
+// sourcePosition maps a position in the wrapped script to the file's.
+func sourcePosition(line, col int) (int, int) {
+	if line == 1 && col > len(wrapPrefix) {
+		col -= len(wrapPrefix)
+	}
+	return line, col
 }
 
 // Reducer returns "<type>@<identity>", the value of the Jetsnap-Reducer header.
@@ -50,38 +110,48 @@ func Compile(file string, src []byte) (*Script, error) {
 		Type: strings.TrimSuffix(filepath.Base(file), ".js"),
 		File: file,
 		hash: sha256.Sum256(src),
-		// A realm defines console only for scripts that name it (it costs
-		// a few µs per fold); code that builds the name at run time
-		// finds no console.
-		console: bytes.Contains(src, []byte("console")),
-	}
-	for _, name := range guardNames {
-		s.guards = s.guards || bytes.Contains(src, []byte(name))
 	}
 	if !utf8.Valid(src) {
 		return nil, &ScriptError{File: file, Err: errors.New("SyntaxError: file is not valid UTF-8")}
 	}
+	configureRegexp() // before goja compiles the script's regular expressions
 	ast, err := parser.ParseFile(nil, file, string(src), 0)
 	if err != nil {
 		return nil, compileError(file, err)
 	}
-	prog, err := goja.CompileAST(ast, false)
+	var sc scan
+	sc.walk(reflect.ValueOf(ast))
+	if sc.bigint != 0 {
+		se := &ScriptError{File: file, Err: errNoBigInt}
+		if p := ast.File.Position(int(sc.bigint) - ast.File.Base()); p.Line > 0 {
+			se.Line, se.Column = p.Line, p.Column
+		}
+		return nil, se
+	}
+	s.global = sc.global
+	wrapped, err := parser.ParseFile(nil, file, wrapPrefix+string(src)+wrapSuffix, 0)
+	if err != nil {
+		return nil, compileError(file, err)
+	}
+	prog, err := goja.CompileAST(wrapped, false)
 	if err != nil {
 		return nil, compileError(file, err)
 	}
 	s.prog = prog
 
-	// Run the top level once to learn the form and the revision.
-	lim := Limits{}.withDefaults()
-	ctx, cancel := context.WithTimeout(context.Background(), lim.Timeout)
-	defer cancel()
-	r, err := newRealm(ctx, s, "", lim, nil)
+	// Run the top level once to learn the form and the revision; the
+	// realm is then the first of the pool.
+	r, err := newRealm(s)
 	if err != nil {
 		return nil, err
 	}
-	defer r.close()
+	if err := r.begin(context.Background(), "", Limits{}.withDefaults(), nil); err != nil {
+		r.end(false)
+		return nil, err
+	}
 	s.form = r.form
-	rev, err := r.revision()
+	rev, err := r.revisionOf()
+	r.end(err == nil)
 	if err != nil {
 		return nil, &ScriptError{File: file, Err: err}
 	}
@@ -101,19 +171,19 @@ func compileError(file string, err error) error {
 	var syn *goja.CompilerSyntaxError
 	switch {
 	case errors.As(err, &list) && len(list) > 0:
-		se.Line, se.Column = list[0].Position.Line, list[0].Position.Column
+		se.Line, se.Column = sourcePosition(list[0].Position.Line, list[0].Position.Column)
 		msg := "SyntaxError: " + list[0].Message
 		if len(list) > 1 {
 			msg += fmt.Sprintf(" (and %d more errors)", len(list)-1)
 		}
 		se.Err = errors.New(msg)
 	case errors.As(err, &one):
-		se.Line, se.Column = one.Position.Line, one.Position.Column
+		se.Line, se.Column = sourcePosition(one.Position.Line, one.Position.Column)
 		se.Err = errors.New("SyntaxError: " + one.Message)
 	case errors.As(err, &syn):
 		if syn.File != nil {
 			p := syn.File.Position(syn.Offset)
-			se.Line, se.Column = p.Line, p.Column
+			se.Line, se.Column = sourcePosition(p.Line, p.Column)
 		}
 		se.Err = errors.New("SyntaxError: " + syn.Message)
 	}

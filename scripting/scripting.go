@@ -42,6 +42,11 @@ type Limits struct {
 	MaxStateBytes int
 	// MaxCallStack bounds the JS call depth. Default 1000.
 	MaxCallStack int
+	// MaxHeapBytes bounds the process heap while folds run: above it the
+	// fold that has run longest is interrupted with ErrHeapLimit (see
+	// heapwatch.go). The heap is the whole process's, so this is a bound
+	// on jetsnap's memory, not a reducer's share. Default 2 GiB.
+	MaxHeapBytes int
 }
 
 // Default limits.
@@ -49,6 +54,7 @@ const (
 	DefaultTimeout       = 2 * time.Second
 	DefaultMaxStateBytes = 900 * 1024
 	DefaultMaxCallStack  = 1000
+	DefaultMaxHeapBytes  = 2 << 30
 )
 
 func (l Limits) withDefaults() Limits {
@@ -60,6 +66,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxCallStack <= 0 {
 		l.MaxCallStack = DefaultMaxCallStack
+	}
+	if l.MaxHeapBytes <= 0 {
+		l.MaxHeapBytes = DefaultMaxHeapBytes
 	}
 	return l
 }
@@ -73,8 +82,11 @@ var (
 	// ErrStateTooLarge: the state's JSON is larger than Limits.MaxStateBytes.
 	ErrStateTooLarge = errors.New("scripting: state too large")
 	// ErrNotSerialisable: the state cannot be stored as JSON (undefined,
-	// a function, a symbol, a BigInt, a cycle).
+	// a function, a symbol, a cycle).
 	ErrNotSerialisable = errors.New("scripting: state is not JSON-serialisable")
+	// ErrHeapLimit: the process heap exceeded Limits.MaxHeapBytes while
+	// the fold ran, and it was the one interrupted.
+	ErrHeapLimit = errors.New("scripting: heap limit exceeded")
 )
 
 // ScriptError is an error in a reducer: a compile error, an exception, a
