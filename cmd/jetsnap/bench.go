@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -157,8 +158,12 @@ from the stream, which is far slower; give JETSNAP_BUFFER_BYTES about 300 MB.
 	}
 	res.print(stdout)
 	if o.jsonPath != "" {
-		out, _ := json.MarshalIndent(res, "", "  ")
-		if err := os.WriteFile(o.jsonPath, append(out, '\n'), 0o644); err != nil {
+		var out bytes.Buffer
+		enc := json.NewEncoder(&out)
+		enc.SetEscapeHTML(false) // subjects keep their ">"
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(res)
+		if err := os.WriteFile(o.jsonPath, out.Bytes(), 0o644); err != nil {
 			fmt.Fprintf(stderr, "jetsnap bench: %v\n", err)
 			return 1
 		}
