@@ -27,7 +27,10 @@ import (
 //   - what a fold adds to the global object (an assignment to an
 //     undeclared variable) is deleted after the fold; a realm whose global
 //     object changed in a way that cannot be undone, or whose fold failed,
-//     is not reused.
+//     is not reused. So that this costs nothing when a fold adds nothing,
+//     the global object's prototype is a proxy (of a frozen object whose
+//     prototype is Object.prototype) whose set trap sees every such
+//     assignment first.
 //
 // The rest of the realm's state is per fold: Date.now and Math.random
 // (set per event), the guards' timers, the call-stack limit and timeout.
@@ -44,7 +47,7 @@ var globalNames = []string{"Object", "Function", "Array", "String", "Number", "R
 	"Infinity", "isNaN", "parseInt", "parseFloat", "isFinite", "decodeURI", "decodeURIComponent",
 	"encodeURI", "encodeURIComponent", "escape", "unescape", "console"}
 
-var lockdownProgram = goja.MustCompile("jetsnap:lockdown", `(function (names) {
+var lockdownProgram = goja.MustCompile("jetsnap:lockdown", `(function (names, globalProtoTarget) {
 "use strict";
 var G = globalThis, O = Object, gop = O.getOwnPropertyNames, gos = O.getOwnPropertySymbols,
     gd = O.getOwnPropertyDescriptor, gp = O.getPrototypeOf, dp = O.defineProperty, freeze = O.freeze;
@@ -90,6 +93,7 @@ while (todo.length) {
     add(d.value); add(d.get); add(d.set);
   }
 }
+add(globalProtoTarget);
 seen.forEach(function (o) { freeze(o); });
 for (var i = 0; i < names.length; i++) {
   var d = gd(G, names[i]);
@@ -101,15 +105,35 @@ return seen.size;
 // lockdown freezes the realm's shared objects (see above) and remembers
 // its global object's keys.
 func (r *realm) lockdown() error {
-	f, err := r.vm.RunProgram(lockdownProgram)
+	vm := r.vm
+	g := vm.GlobalObject()
+	// A proxy between the global object and Object.prototype: it sees
+	// assignments to undeclared variables (sloppy mode), which would
+	// otherwise create a global unnoticed, and makes them as usual.
+	target := vm.NewObject()
+	if err := target.SetPrototype(g.Prototype()); err != nil {
+		return err
+	}
+	proxy := vm.NewProxy(target, &goja.ProxyTrapConfig{
+		Set: func(_ *goja.Object, key string, v, receiver goja.Value) bool {
+			if o, ok := receiver.(*goja.Object); ok && o == g {
+				r.globalSet = true
+				return g.DefineDataProperty(key, v, goja.FLAG_TRUE, goja.FLAG_TRUE, goja.FLAG_TRUE) == nil
+			}
+			return false
+		},
+	})
+	if err := g.SetPrototype(vm.ToValue(proxy).(*goja.Object)); err != nil {
+		return err
+	}
+	f, err := vm.RunProgram(lockdownProgram)
 	if err != nil {
 		return err
 	}
 	run, _ := goja.AssertFunction(f)
-	if _, err := run(goja.Undefined(), r.vm.ToValue(globalNames)); err != nil {
+	if _, err := run(goja.Undefined(), vm.ToValue(globalNames), target); err != nil {
 		return err
 	}
-	g := r.vm.GlobalObject()
 	r.globals = g.GetOwnPropertyNames()
 	r.globalSyms = len(g.Symbols())
 	r.globalProto = g.Prototype()
@@ -118,15 +142,19 @@ func (r *realm) lockdown() error {
 
 // clean undoes what a fold added to the global object and reports whether
 // the realm is as lockdown left it. Without a reference to the global
-// object, a script can only add enumerable, configurable properties (by
-// assigning undeclared variables), which Keys lists; a script that can
-// get one (Script.global, or code made at run time) gets the full check.
+// object, a script can only add enumerable, configurable properties by
+// assigning undeclared variables, which the proxy flags (globalSet) and
+// Keys lists; a script that can get one (Script.global, or code made at
+// run time) gets the full check.
 func (r *realm) clean() (ok bool) {
 	defer func() {
 		if recover() != nil {
 			ok = false
 		}
 	}()
+	if !r.globalSet && !r.s.global && !r.dynamic {
+		return true
+	}
 	g := r.vm.GlobalObject()
 	for _, k := range g.Keys() {
 		if err := g.Delete(k); err != nil {

@@ -107,11 +107,12 @@ type realm struct {
 	any      goja.Callable
 	revision goja.Value
 
-	now     time.Time             // what Date.now() and new Date() give
-	rng     uint64                // Math.random state
-	strs    map[string]goja.Value // see str
-	regexps []regexpTimer         // exec and test calls in progress
-	dynamic bool                  // code was made at run time (see clean)
+	now       time.Time             // what Date.now() and new Date() give
+	rng       uint64                // Math.random state
+	strs      map[string]goja.Value // see str
+	regexps   []regexpTimer         // exec and test calls in progress
+	dynamic   bool                  // code was made at run time (see clean)
+	globalSet bool                  // a global was created (see lockdown)
 }
 
 // epoch is the time scripts see outside events (top level; init with no event).
@@ -160,7 +161,7 @@ func (r *realm) begin(ctx context.Context, actor string, lim Limits, console fun
 	r.seed(0)
 	clear(r.strs)
 	r.regexps = r.regexps[:0]
-	r.dynamic = false
+	r.dynamic, r.globalSet = false, false
 	r.vm.SetMaxCallStackSize(lim.MaxCallStack)
 	r.ctx, r.cancel = context.WithTimeout(ctx, lim.Timeout)
 	vm, tctx := r.vm, r.ctx

@@ -314,3 +314,26 @@ func TestEventDataLazy(t *testing.T) {
 		require_Contains(t, got, c.want)
 	}
 }
+
+// TestImplicitGlobals: a script that assigns undeclared variables (and
+// cannot reach the global object otherwise) sees them in its fold only;
+// reading an undeclared variable is still a ReferenceError.
+func TestImplicitGlobals(t *testing.T) {
+	s := mustCompile(t, "implicit.js", `function reduce(s, e) {
+  s.before = [typeof leak, typeof toString];
+  leak = (typeof leak === "undefined" ? 0 : leak) + 1; toString = 5; for (i = 0; i < 2; i++) {}
+  s.after = [leak, typeof toString, i];
+  if (e.type === "Bad") s.x = notDefined;
+  return s;
+}`)
+	rt := NewRuntime(Limits{})
+	for i := 0; i < 3; i++ {
+		got, err := fold(t, rt, s, "implicit.1", "", evs("implicit.1", "A", `{}`))
+		require_NoError(t, err)
+		require_Equal(t, got, `{"before":["undefined","function"],"after":[1,"number",2]}`)
+	}
+	_, err := fold(t, rt, s, "implicit.1", "", evs("implicit.1", "Bad", `{}`))
+	if err == nil || !strings.Contains(err.Error(), "ReferenceError: notDefined is not defined") {
+		t.Fatalf("got %v", err)
+	}
+}
