@@ -24,6 +24,11 @@ type buffered struct {
 	time    int64 // unix ns
 }
 
+// emptyTail is the tail of an actor just snapshotted: valid, with no event
+// yet. It is shared and never written; buffer replaces it on the first
+// event, so that an idle actor costs no buffer.
+var emptyTail = &buffer{}
+
 // bufferedOverhead approximates what a buffered event costs beyond its
 // payload and headers.
 const bufferedOverhead = 96
@@ -34,6 +39,9 @@ const bufferedOverhead = 96
 func (s *Snapshotter) buffer(t *tally, ev event) {
 	if t.tail == nil {
 		return
+	}
+	if t.tail == emptyTail {
+		t.tail = &buffer{}
 	}
 	data, header := ev.msg.Data(), ev.msg.Headers()
 	size := int64(len(data)+len(ev.msg.Subject())) + bufferedOverhead

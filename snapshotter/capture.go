@@ -288,14 +288,14 @@ func eventType(token string, h nats.Header, data []byte) string {
 		return ""
 	}
 	var probe struct {
-		Type json.RawMessage `json:"type"`
+		Type string `json:"type"`
 	}
-	if json.Unmarshal(data, &probe) != nil || len(probe.Type) == 0 || probe.Type[0] != '"' {
+	// A "type" that is not a string, or a payload that is not JSON, gives
+	// an error: no type.
+	if json.Unmarshal(data, &probe) != nil {
 		return ""
 	}
-	var t string
-	_ = json.Unmarshal(probe.Type, &t)
-	return t
+	return probe.Type
 }
 
 // errConflict: the snapshot subject's last message is not the one the

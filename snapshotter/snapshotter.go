@@ -309,7 +309,7 @@ func (s *Snapshotter) evaluate(t *tally, ev event, key *string) {
 		k = string(s.keyBuf)
 	}
 	tail := t.tail
-	t.tail = &buffer{}
+	t.tail = emptyTail
 	s.queue(job{key: k, typ: ev.typ, id: ev.id, version: t.version, seq: ev.seq, msg: ev.msg, tail: tail})
 }
 
@@ -429,7 +429,7 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 	t.lastSeq = ev.seq
 	t.epoch = s.epoch
 	if startTail {
-		t.tail = &buffer{}
+		t.tail = emptyTail
 		s.buffer(t, ev)
 	}
 	s.install(key, t, fresh)
@@ -654,7 +654,7 @@ func (s *Snapshotter) sweep(ctx context.Context) {
 			typ, id, _ := SplitActor(key)
 			t.snap, t.oldest = t.version, 0
 			tail := t.tail
-			t.tail = &buffer{}
+			t.tail = emptyTail
 			s.queue(job{key: key, typ: typ, id: id, version: t.version, seq: t.lastSeq, tail: tail})
 		}
 		s.mu.Unlock()
