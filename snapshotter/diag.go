@@ -6,10 +6,11 @@ import "runtime"
 // for `jetsnap bench`. It installs n tallies, with the keys key(0) ..
 // key(n-1), into a tally map the way Handle does (install, a map made
 // without a size hint, a key string of its own per actor), each as an
-// actor stands right after a snapshot was made due: a tally and an empty
-// tail buffer, no pending events. It returns the growth of the live heap
+// actor stands right after a snapshot was made due: a tally whose tail is
+// valid and empty (the shared emptyTail, as evaluate leaves it), no pending
+// events. It returns the growth of the live heap
 // (runtime.MemStats.HeapAlloc after a forced GC, before and after) divided
-// by n: the tally, the buffer, the key and the map's share, with the map at
+// by n: the tally, the key and the map's share, with the map at
 // whatever fill its growth left it for this n.
 //
 // It forces garbage collections and allocates n actors' worth of memory: a
@@ -23,7 +24,7 @@ func TallyMemory(n int, key func(i int) string) (bytesPerActor float64) {
 	before := liveHeap()
 	s := &Snapshotter{tallies: make(map[string]*tally)}
 	for i := range n {
-		t := &tally{lastSeq: uint64(i) + 1, version: 1, snap: 1, tail: &buffer{}}
+		t := &tally{lastSeq: uint64(i) + 1, version: 1, snap: 1, tail: emptyTail}
 		s.install(key(i), t, true)
 	}
 	after := liveHeap()
