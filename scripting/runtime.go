@@ -100,12 +100,12 @@ type realm struct {
 	cancel context.CancelFunc
 	stop   func() bool
 
-	form     form
-	reduce   goja.Callable
-	init     goja.Callable
-	handlers map[string]goja.Callable
-	any      goja.Callable
-	revision goja.Value
+	form      form
+	reduceV   goja.Value // reduce
+	init      goja.Callable
+	handlersV map[string]goja.Value // handlers by event type
+	anyV      goja.Value            // $any
+	revision  goja.Value
 
 	now       time.Time             // what Date.now() and new Date() give
 	rng       uint64                // Math.random state
@@ -113,6 +113,12 @@ type realm struct {
 	regexps   []regexpTimer         // exec and test calls in progress
 	dynamic   bool                  // code was made at run time (see clean)
 	globalSet bool                  // a global was created (see lockdown)
+
+	drive    goja.Callable // see driveProgram
+	events   []Event       // being folded by drive
+	cur      int           // index in events of the event being folded
+	curEvent goja.Value    // its JS event
+	foldErr  error         // what next found wrong
 }
 
 // epoch is the time scripts see outside events (top level; init with no event).
@@ -150,7 +156,57 @@ func newRealm(s *Script) (_ *realm, err error) {
 		return nil, err
 	}
 	r.run, _ = goja.AssertFunction(f)
+	if f, err = vm.RunProgram(driveProgram); err != nil {
+		return nil, err
+	}
+	mk, _ := goja.AssertFunction(f)
+	d, err := mk(goja.Undefined(), vm.ToValue(r.next), vm.ToValue(func(goja.FunctionCall) goja.Value { return r.curEvent }))
+	if err != nil {
+		return nil, err
+	}
+	r.drive, _ = goja.AssertFunction(d)
 	return r, nil
+}
+
+// driveProgram folds events in one call into JS: a call from Go into
+// goja costs more than the reducer (a try frame, and goja drops its stack
+// after every outermost call). next(st) checks what the reducer returned,
+// moves to the next event and returns its reducer, or null at the end;
+// current() returns that event.
+var driveProgram = goja.MustCompile("jetsnap:fold", `(function (next, current) {
+  "use strict";
+  return function fold(st) {
+    for (var fn = next(st); fn !== null; fn = next(st)) st = fn(st, current());
+    return st;
+  };
+})`, true)
+
+// next is driveProgram's next.
+func (r *realm) next(c goja.FunctionCall) goja.Value {
+	if r.cur >= 0 {
+		if err := checkReturned(c.Argument(0), r.form); err != nil {
+			r.foldErr = r.scriptError(err, &r.events[r.cur])
+			return goja.Null()
+		}
+	}
+	for r.cur+1 < len(r.events) {
+		r.cur++
+		ev := &r.events[r.cur]
+		fn := r.reduceV
+		if r.form == formHandlers {
+			if fn = r.handlersV[ev.Type]; fn == nil {
+				fn = r.anyV
+			}
+			if fn == nil {
+				continue
+			}
+		}
+		r.now = eventTime(ev.Time)
+		r.seed(ev.Version)
+		r.curEvent = r.event(ev)
+		return fn
+	}
+	return goja.Null()
 }
 
 // begin prepares r for a fold: limits, timeout, and the script's top level
@@ -184,7 +240,7 @@ func (r *realm) end(ok bool) {
 	r.stop()
 	r.cancel()
 	r.vm.ClearInterrupt()
-	r.reduce, r.init, r.handlers, r.any, r.revision = nil, nil, nil, nil, nil
+	r.reduceV, r.init, r.handlersV, r.anyV, r.revision = nil, nil, nil, nil, nil
 	r.console, r.parent, r.ctx = nil, nil, nil
 	if ok && r.clean() {
 		r.s.pool.put(r)
@@ -227,10 +283,11 @@ func (r *realm) resolve(top goja.Value) error {
 	}
 	r.revision = at(3)
 	if v := at(0); v != nil && !goja.IsUndefined(v) {
-		var err error
-		if r.reduce, err = fn("reduce", v); err != nil {
+		if _, err := fn("reduce", v); err != nil {
 			return err
 		}
+		r.reduceV = v
+		var err error
 		if r.init, err = fn("init", at(1)); err != nil {
 			return err
 		}
@@ -246,9 +303,10 @@ func (r *realm) resolve(top goja.Value) error {
 		return errors.New("TypeError: handlers is not an object")
 	}
 	r.form = formHandlers
-	r.handlers = make(map[string]goja.Callable)
+	r.handlersV = make(map[string]goja.Value)
 	for _, k := range ho.GetOwnPropertyNames() {
-		f, err := fn("handlers."+k, ho.Get(k))
+		v := ho.Get(k)
+		f, err := fn("handlers."+k, v)
 		if err != nil {
 			return err
 		}
@@ -256,10 +314,12 @@ func (r *realm) resolve(top goja.Value) error {
 		case "$init":
 			r.init = f
 		case "$any":
-			r.any = f
+			if f != nil {
+				r.anyV = v
+			}
 		default:
 			if f != nil {
-				r.handlers[k] = f
+				r.handlersV[k] = v
 			}
 		}
 	}
@@ -311,35 +371,21 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 			return nil, r.scriptError(errors.New("base state is not valid JSON"), nil)
 		}
 	}
-	var args [2]goja.Value // reused: no allocation per call
-	for i := range events {
-		ev := &events[i]
-		r.now = eventTime(ev.Time)
-		r.seed(ev.Version)
-		var fn goja.Callable
-		if r.form == formReduce {
-			fn = r.reduce
-		} else {
-			fn = r.handlers[ev.Type]
-			if fn == nil {
-				fn = r.any
-			}
-			if fn == nil {
-				continue
-			}
-		}
-		// A goja.Callable catches JS exceptions and interrupts itself;
-		// Fold recovers anything else.
-		args[0], args[1] = st, r.event(ev)
-		next, err := fn(goja.Undefined(), args[:]...)
-		if err != nil {
-			return nil, r.scriptError(err, ev)
-		}
-		if err := checkReturned(next, r.form); err != nil {
-			return nil, r.scriptError(err, ev)
-		}
-		st = next
+	// One call into JS for all events (see driveProgram).
+	r.events, r.cur, r.foldErr = events, -1, nil
+	defer func() { r.events, r.curEvent = nil, nil }()
+	out, err := r.drive(goja.Undefined(), st)
+	if r.foldErr != nil {
+		return nil, r.foldErr
 	}
+	if err != nil {
+		var ev *Event
+		if r.cur >= 0 && r.cur < len(events) {
+			ev = &events[r.cur]
+		}
+		return nil, r.scriptError(err, ev)
+	}
+	st = out
 	var last *Event
 	if len(events) > 0 {
 		last = &events[len(events)-1]
