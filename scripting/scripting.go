@@ -24,8 +24,9 @@ type Event struct {
 	Type    string // event type ("" if none)
 	Subject string
 	// Data is the raw payload. Valid UTF-8 JSON reaches JS as the value
-	// JSON.parse gives (object, array, number, ...); anything else (invalid
-	// JSON, invalid UTF-8, empty) reaches JS as a string.
+	// JSON.parse gives (object, array, number, ...), its objects made
+	// lazily (see decodeEventData); anything else (invalid JSON, invalid
+	// UTF-8, empty) reaches JS as a string.
 	Data    []byte
 	Seq     uint64              // EVENTS stream sequence
 	Version uint64              // actor's version after this event (1-based)
