@@ -35,7 +35,7 @@ test:
 	$(if $(RACE),go test -count=1 -timeout 10m -run 'TestLag|TestManyActors|TestRestart|TestHostileReducers' ./snapshotter/ ./scripting/,)
 
 ## test-faults: the reliability suite: jetsnap as a real process killed with -9, nats-server outages
-## of 10 s and 150 s, redeliveries, duplicates, two replicas; about 10 minutes
+## of 10 s and 150 s, redeliveries, duplicates, two replicas; about 5 minutes
 test-faults:
 	bash -o pipefail -c "go test -tags faults -run Fault -count=1 -timeout 20m -v ./snapshotter/ 2>&1 | grep -E '^(=== RUN|--- |\s+\w+_test.go|PASS|FAIL|ok|panic)'"
 
