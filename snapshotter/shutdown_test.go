@@ -2,14 +2,10 @@ package snapshotter_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"testing"
 	"time"
 
 	"github.com/jetsnap/jetsnap/snapshotter"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestGracefulShutdownMidWorkload: jetsnap is stopped (as by SIGTERM)
@@ -40,7 +36,7 @@ func TestGracefulShutdownMidWorkload(t *testing.T) {
 
 			j := e.run(o)
 			published := make(chan error, 1)
-			go func() { published <- publishAll(e.js, subjects, types) }()
+			go func() { published <- e.tryPublish(subjects, types) }()
 			var queued int64
 			waitFor(t, time.Minute, "captures under way", func() bool {
 				st := j.snap.Stats()
@@ -83,34 +79,4 @@ func TestGracefulShutdownMidWorkload(t *testing.T) {
 			}
 		})
 	}
-}
-
-// publishAll publishes events (subject and type each) from any goroutine,
-// in windows of asynchronous publishes.
-func publishAll(js jetstream.JetStream, subjects, types []string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	const window = 500
-	for start := 0; start < len(subjects); start += window {
-		end := min(start+window, len(subjects))
-		futures := make([]jetstream.PubAckFuture, 0, end-start)
-		for i := start; i < end; i++ {
-			data, _ := json.Marshal(map[string]any{"type": types[i], "i": i})
-			f, err := js.PublishMsgAsync(&nats.Msg{Subject: subjects[i], Data: data})
-			if err != nil {
-				return err
-			}
-			futures = append(futures, f)
-		}
-		for _, f := range futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				return err
-			case <-ctx.Done():
-				return fmt.Errorf("publish: %w", ctx.Err())
-			}
-		}
-	}
-	return nil
 }
