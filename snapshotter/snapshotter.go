@@ -221,12 +221,11 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 
 // event is what Handle needs of one delivered message.
 type event struct {
-	msg      jetstream.Msg
-	typ, id  string
-	token    string // the {event} token, if the pattern has one
-	seq      uint64
-	time     int64 // unix ns
-	redelivd bool
+	msg     jetstream.Msg
+	typ, id string
+	token   string // the {event} token, if the pattern has one
+	seq     uint64
+	time    int64 // unix ns
 }
 
 // Handle counts one delivered event and acknowledges it, or queues its
@@ -248,7 +247,7 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 		s.ack(msg)
 		return
 	}
-	ev := event{msg: msg, typ: typ, id: id, token: token, seq: sseq, time: ts, redelivd: delivered > 1}
+	ev := event{msg: msg, typ: typ, id: id, token: token, seq: sseq, time: ts}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -403,13 +402,17 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 		// placements among them and capture those not yet published.
 		st := &s.cfg.Strategy
 		if st.UsesTypes() || st.Next(t.snap) <= t.version+skipped {
+			// Work on a copy: the tally changes, and the captures are
+			// queued, only once the read matched the count.
 			var seen uint64
+			snap := t.snap
+			var due []job
 			_, err := s.store.scan(ctx, filter, t.lastSeq+1, ev.seq-1, int(skipped), func(sm storedMsg) error {
 				seen++
 				v := t.version + seen
-				if st.Due(v, t.snap, eventType(s.token(sm.Subject), sm.Header, sm.Data), false) {
-					t.snap = v
-					s.queue(job{key: key, typ: ev.typ, id: ev.id, version: v, seq: sm.Seq})
+				if st.Due(v, snap, eventType(s.token(sm.Subject), sm.Header, sm.Data), false) {
+					snap = v
+					due = append(due, job{key: key, typ: ev.typ, id: ev.id, version: v, seq: sm.Seq})
 				}
 				return nil
 			})
@@ -418,6 +421,10 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 			}
 			if seen != skipped {
 				return fmt.Errorf("stream %s changed while counting %s: %d events expected before seq %d, %d read", s.cfg.EventStream, key, skipped, ev.seq, seen)
+			}
+			t.snap = snap
+			for _, j := range due {
+				s.queue(j)
 			}
 		}
 		t.version += skipped
