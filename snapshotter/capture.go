@@ -30,6 +30,9 @@ var (
 	// ErrStreamMismatch: the EVENTS stream does not hold the events a
 	// snapshot needs (deleted, purged or recreated).
 	ErrStreamMismatch = errors.New("snapshotter: the EVENTS stream does not match")
+	// ErrHistoryGone: a capture must fold from version 0 (the reducer
+	// changed) but the stream no longer holds the actor's first events.
+	ErrHistoryGone = errors.New("snapshotter: events needed for a rebuild are no longer in the stream")
 	// ErrNoReducer: no script for the actor type.
 	ErrNoReducer = errors.New("snapshotter: no reducer for actor type")
 )
@@ -101,7 +104,7 @@ func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime, job
 func transient(err error) bool {
 	var rerr *ReducerError
 	return err != nil && !errors.Is(err, errUpToDate) && !errors.As(err, &rerr) &&
-		!errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrNoReducer)
+		!errors.Is(err, ErrStreamMismatch) && !errors.Is(err, ErrNoReducer) && !errors.Is(err, ErrHistoryGone)
 }
 
 // settle maps the outcome of a capture to the triggering event's ack: the
@@ -134,7 +137,7 @@ func (s *Snapshotter) settle(j job, err error) {
 		s.resetAsked.Store(true)
 		s.log.Error("capture failed: the stream does not hold the events counted; recounting", "actor", j.key, "version", j.version, "seq", j.seq, "err", err)
 		s.ack(j.msg)
-	case errors.Is(err, ErrNoReducer):
+	case errors.Is(err, ErrNoReducer), errors.Is(err, ErrHistoryGone):
 		s.stats.CaptureErrors.Add(1)
 		s.log.Error("capture failed", "actor", j.key, "version", j.version, "seq", j.seq, "err", err)
 		s.ack(j.msg)
@@ -209,6 +212,7 @@ func (s *Snapshotter) fold(ctx context.Context, rt *scripting.Runtime, script *s
 			state, fromSeq, fromVersion = base.State, base.LastSeq, base.Version
 		}
 	}
+	rebuild := found && base.Reducer != script.Reducer()
 	var events []scripting.Event
 	if tail := j.tail; tail != nil && fromVersion+uint64(len(tail.events)) == j.version && len(tail.events) > 0 &&
 		tail.events[0].seq > fromSeq && tail.events[len(tail.events)-1].seq == j.seq {
@@ -217,6 +221,13 @@ func (s *Snapshotter) fold(ctx context.Context, rt *scripting.Runtime, script *s
 	} else {
 		var err error
 		events, err = s.readEvents(ctx, j.key, j.typ, j.id, fromSeq, j.seq, j.version-fromVersion, fromVersion)
+		if rebuild && errors.Is(err, ErrStreamMismatch) {
+			// The stream is fine; it just no longer holds the whole history
+			// a new reducer must fold (events aged out). Counting again
+			// would not bring them back.
+			return Snapshot{}, fmt.Errorf("%w: %s: the reducer changed (%s, was %s), and the stream no longer holds the %d events a rebuild from version 0 needs (aged out?); keep the old snapshots' identity with `var revision` if the change is compatible: %v",
+				ErrHistoryGone, j.key, script.Reducer(), base.Reducer, j.version, err)
+		}
 		if err != nil {
 			return Snapshot{}, err
 		}

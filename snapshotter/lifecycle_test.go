@@ -300,3 +300,40 @@ func TestStreamPurged(t *testing.T) {
 		t.Errorf("%d mismatches reported for aged-out events", n)
 	}
 }
+
+// TestReducerChangeAfterPurge: a new reducer must fold from version 0, but
+// the stream's first events aged out. The capture fails for that actor,
+// counted and logged; it is not taken for a recreated stream (no reset of
+// every tally), and the old snapshot stays.
+func TestReducerChangeAfterPurge(t *testing.T) {
+	e := newEnv(t)
+	o := defaults()
+	o.strategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 10, MinEvents: 3, MaxEvents: 25}
+	j := e.run(o)
+	subjects, types := workload(1, 30, []string{"Deposited"}, 24)
+	e.publish(subjects, types)
+	waitFor(t, time.Minute, "snapshots", e.settled(o.strategy, e.allEvents()))
+	ctx := context.Background()
+	stream, err := e.js.Stream(ctx, "EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.script("account", "testdata/probe2.js")
+	waitFor(t, 10*time.Second, "jetsnap to load r2", func() bool {
+		s, ok := j.scripts.Lookup("account")
+		return ok && s.Identity == "r2"
+	})
+	e.publish(subjects[:10], types[:10]) // version 40 is due
+	waitFor(t, 30*time.Second, "the failed rebuild", func() bool { return j.snap.Stats().CaptureErrors.Load() > 0 })
+	s := j.snap.Stats()
+	if s.Resets.Load() != 0 || s.Mismatches.Load() != 0 {
+		t.Errorf("resets %d, mismatches %d: aged-out history was taken for a recreated stream", s.Resets.Load(), s.Mismatches.Load())
+	}
+	snap, err := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, nil).Latest(ctx, "account.0")
+	if err != nil || snap.Version != 30 || strings.HasSuffix(snap.Reducer, "@r2") {
+		t.Errorf("latest snapshot: v%d by %s (%v); want the old v30", snap.Version, snap.Reducer, err)
+	}
+}
