@@ -534,3 +534,44 @@ func (o *lazyObject) Keys() []string {
 	o.index()
 	return o.keys
 }
+
+// PayloadType returns the string value of a payload's top-level "type"
+// member, as a reducer sees it in e.data: the payload must be valid UTF-8
+// JSON whose top level is an object, and of duplicate members the last
+// counts, as with JSON.parse. Otherwise it returns "". It checks the
+// payload without decoding the rest of it.
+func PayloadType(b []byte) string {
+	if len(b) == 0 || !utf8.Valid(b) {
+		return ""
+	}
+	s := string(b)
+	v := jsonValidator{s: s}
+	if !v.valid() || s[v.start] != '{' {
+		return ""
+	}
+	typ := ""
+	d := lazyDecoder{s: s, i: v.start + 1}
+	d.space()
+	for s[d.i] != '}' {
+		k := d.i
+		d.skipString()
+		key := s[k:d.i]
+		d.space()
+		d.i++ // ':'
+		d.space()
+		if key == `"type"` || (len(key) > 6 && jsonString(key) == "type") {
+			typ = ""
+			if s[d.i] == '"' {
+				e := jsonDecoder{s: s, i: d.i}
+				typ, _ = e.str()
+			}
+		}
+		d.skip()
+		d.space()
+		if s[d.i] == ',' {
+			d.i++
+			d.space()
+		}
+	}
+	return typ
+}

@@ -2,10 +2,8 @@ package snapshotter
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jetsnap/jetsnap/scripting"
@@ -295,18 +293,7 @@ func eventType(token string, h nats.Header, data []byte) string {
 	if t := h.Get("Event-Type"); t != "" {
 		return t
 	}
-	if len(data) == 0 || data[0] != '{' {
-		return ""
-	}
-	var probe struct {
-		Type string `json:"type"`
-	}
-	// A "type" that is not a string, or a payload that is not JSON, gives
-	// an error: no type.
-	if json.Unmarshal(data, &probe) != nil {
-		return ""
-	}
-	return probe.Type
+	return scripting.PayloadType(data)
 }
 
 // errConflict: the snapshot subject's last message is not the one the
@@ -362,49 +349,4 @@ func (st *store) latestSnapshot(ctx context.Context, subject string) (Snapshot, 
 		return Snapshot{}, err
 	}
 	return parseSnapshot(sm)
-}
-
-// ackInfo reads a JetStream delivery's reply subject without allocating:
-//
-//	$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>
-//	$JS.ACK.<domain>.<hash>.<stream>.<consumer>.<delivered>.<sseq>.<dseq>.<ts>.<pending>.<token>
-func ackInfo(reply string) (delivered, sseq, dseq uint64, ts int64, ok bool) {
-	rest, found := strings.CutPrefix(reply, "$JS.ACK.")
-	if !found {
-		return 0, 0, 0, 0, false
-	}
-	skip := 2 // stream, consumer
-	if n := strings.Count(rest, ".") + 1; n >= 10 {
-		skip = 4 // domain, account hash, stream, consumer
-	} else if n != 7 {
-		return 0, 0, 0, 0, false
-	}
-	var nums [4]uint64
-	for i := 0; i < skip+4; i++ {
-		var tok string
-		tok, rest, _ = strings.Cut(rest, ".")
-		if i >= skip {
-			n, good := parseUint(tok)
-			if !good {
-				return 0, 0, 0, 0, false
-			}
-			nums[i-skip] = n
-		}
-	}
-	return nums[0], nums[1], nums[2], int64(nums[3]), true
-}
-
-func parseUint(s string) (uint64, bool) {
-	if s == "" {
-		return 0, false
-	}
-	var n uint64
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + uint64(c-'0')
-	}
-	return n, true
 }

@@ -57,23 +57,3 @@ func TestParsePatternErrors(t *testing.T) {
 		}
 	}
 }
-
-func TestAckInfo(t *testing.T) {
-	for _, c := range []struct {
-		reply                 string
-		delivered, sseq, dseq uint64
-		ts                    int64
-		ok                    bool
-	}{
-		{"$JS.ACK.EVENTS.jetsnap.1.100.7.1700000000000000000.5", 1, 100, 7, 1700000000000000000, true},
-		{"$JS.ACK._.abc.EVENTS.jetsnap.2.100.7.1700000000000000000.5.xyz", 2, 100, 7, 1700000000000000000, true},
-		{"$JS.ACK.EVENTS.jetsnap.1.100", 0, 0, 0, 0, false},
-		{"_INBOX.abc", 0, 0, 0, 0, false},
-		{"$JS.ACK.EVENTS.jetsnap.x.100.7.1.5", 0, 0, 0, 0, false},
-	} {
-		d, s, ds, ts, ok := ackInfo(c.reply)
-		if d != c.delivered || s != c.sseq || ds != c.dseq || ts != c.ts || ok != c.ok {
-			t.Errorf("ackInfo(%q) = %d %d %d %d %v", c.reply, d, s, ds, ts, ok)
-		}
-	}
-}

@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jetsnap/jetsnap/consumer"
 	"github.com/jetsnap/jetsnap/scripting"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -233,7 +234,7 @@ type event struct {
 // be called concurrently; it blocks while the capture queues are full.
 func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	s.stats.Consumed.Add(1)
-	delivered, sseq, dseq, ts, ok := ackInfo(msg.Reply())
+	r, ok := consumer.ParseReply(msg.Reply())
 	if !ok {
 		s.log.Error("message is not a JetStream delivery; ignored", "subject", msg.Subject(), "reply", msg.Reply())
 		return
@@ -242,12 +243,13 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	if !ok {
 		if n := s.stats.Unmatched.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, ...: rate-limited
 			s.log.Warn("event subject does not fit JETSNAP_SUBJECT_PATTERN; acknowledged without a snapshot",
-				"subject", msg.Subject(), "pattern", s.cfg.Pattern.String(), "seq", sseq, "count", n)
+				"subject", msg.Subject(), "pattern", s.cfg.Pattern.String(), "seq", r.StreamSeq, "count", n)
 		}
 		s.ack(msg)
 		return
 	}
-	ev := event{msg: msg, typ: typ, id: id, token: token, seq: sseq, time: ts}
+	sseq, dseq := r.StreamSeq, r.ConsumerSeq
+	ev := event{msg: msg, typ: typ, id: id, token: token, seq: sseq, time: r.Timestamp}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -257,7 +259,7 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	if s.resetAsked.Load() && s.resetAsked.CompareAndSwap(true, false) {
 		s.resetLocked("the EVENTS stream no longer matches a snapshot")
 	}
-	contiguous := delivered == 1 && dseq == s.lastDseq+1
+	contiguous := r.Delivered == 1 && dseq == s.lastDseq+1
 	s.lastDseq = max(s.lastDseq, dseq)
 	if !contiguous {
 		s.epoch++
@@ -502,6 +504,18 @@ func (s *Snapshotter) Reset(reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resetLocked(reason)
+}
+
+// Rewind tells Handle that the consumer's delivery sequence starts again at
+// 1 (the consumer was reset to its ack floor): events from there on may
+// repeat ones already counted, so every actor is checked against the
+// stream at its next event, but no tally is dropped. Safe to call while
+// Handle is not running.
+func (s *Snapshotter) Rewind() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastDseq = 0
+	s.epoch++
 }
 
 func (s *Snapshotter) resetLocked(reason string) {
