@@ -47,6 +47,7 @@ type Config struct {
 	ScriptTimeout    time.Duration       `envconfig:"JETSNAP_SCRIPT_TIMEOUT" default:"2s" desc:"longest a reducer may run for one capture, > 0"`
 	MaxStateBytes    int                 `envconfig:"JETSNAP_MAX_STATE_BYTES" default:"921600" desc:"largest stored state in bytes, up to 64 MiB; must fit the server's max_payload (1 MiB by default) with headers"`
 	AckWait          time.Duration       `envconfig:"JETSNAP_ACK_WAIT" default:"30s" desc:"consumer ack wait; longer than JETSNAP_SCRIPT_TIMEOUT"`
+	AckMode          string              `envconfig:"JETSNAP_ACK_MODE" default:"batch" desc:"batch: one process consumes the durable at a time and acks many events at once (others stand by); each: one ack per event, processes share the durable"`
 	MaxAckPending    int                 `envconfig:"JETSNAP_MAX_ACK_PENDING" default:"20000" desc:"consumer max ack pending: events in flight, >= 1"`
 	BufferBytes      int                 `envconfig:"JETSNAP_BUFFER_BYTES" default:"67108864" desc:"memory for events kept for captures (64 MiB); past it captures read events back from the stream, >= 0"`
 	DataDir          string              `envconfig:"JETSNAP_DATA_DIR" default:"./data" desc:"embedded server only: JetStream store directory"`

@@ -150,6 +150,7 @@ func (c Config) problems() []problem {
 	add(checkNotEmpty("JETSNAP_DATA_DIR", c.DataDir))
 	add(checkHostPort("JETSNAP_EMBEDDED_LISTEN", c.EmbeddedListen))
 	add(checkHostPort("JETSNAP_HTTP_ADDR", c.HTTPAddr))
+	add(checkOneOf("JETSNAP_ACK_MODE", c.AckMode, "batch", "each"))
 	add(checkOneOf("JETSNAP_LOG_FORMAT", c.LogFormat, "json", "text"))
 	add(checkOneOf("JETSNAP_LOG_LEVEL", c.LogLevel, "debug", "info", "warn", "error"))
 	add(checkPositive("JETSNAP_SHUTDOWN_TIMEOUT", c.ShutdownTimeout))

@@ -105,7 +105,13 @@ func (c *Consumer) setBound(bound bool) {
 // poll reads the consumer's info every Config.InfoInterval until ctx ends,
 // and every fifth of it while the reads fail, so that readiness comes back
 // soon after an outage.
-func (c *Consumer) poll(ctx context.Context, cons jetstream.Consumer, gone func()) {
+//
+// With AckBatch it calls stale when the consumer's ack floor is past its
+// last delivery: an ack sent before the consumer was reset (by a process
+// that was handing the durable over) reached the server after the reset,
+// and the server ignores acks of deliveries below that floor until the
+// consumer is reset again.
+func (c *Consumer) poll(ctx context.Context, cons jetstream.Consumer, gone, stale func()) {
 	every := c.cfg.InfoInterval
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -116,6 +122,11 @@ func (c *Consumer) poll(ctx context.Context, cons jetstream.Consumer, gone func(
 		}
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
 			gone()
+		}
+		if err == nil && stale != nil && info.AckFloor.Consumer > info.Delivered.Consumer {
+			c.log.Warn("consumer: the ack floor is past the last delivery (an ack from before a reset); resetting again",
+				"durable", c.cfg.Durable, "ack_floor", info.AckFloor.Consumer, "delivered", info.Delivered.Consumer)
+			stale()
 		}
 		c.health.mu.Lock()
 		wasErr := c.health.err

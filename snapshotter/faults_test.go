@@ -123,16 +123,27 @@ func TestFaultDuplicatePublishes(t *testing.T) {
 	}
 }
 
-// TestFaultTwoProcesses: two jetsnap processes on the same durable at once:
-// no snapshot goes backwards, no version twice, every snapshot right.
+// TestFaultTwoProcesses: two jetsnap processes on the same durable at once.
+// With JETSNAP_ACK_MODE=each they share its events; with batch one
+// consumes and the other stands by, and here the one consuming is killed
+// with -9 halfway so the standby takes over. Either way: no snapshot goes
+// backwards, no version twice, every snapshot right.
 func TestFaultTwoProcesses(t *testing.T) {
 	jetsnapBinary(t)
-	e := newEnv(t)
-	subjects, types := workload(300, 60, []string{"Deposited", "Withdrawn"}, 14)
-	e.spawn(faultStrategy)
-	e.spawn(faultStrategy)
-	pub := e.publishPaced(subjects, types, 5000)
-	pub.wait()
-	e.idle(faultStrategy, 3*time.Minute)
-	e.check(faultStrategy)
+	for _, mode := range []string{"each", "batch"} {
+		t.Run(mode, func(t *testing.T) {
+			e := newEnv(t)
+			subjects, types := workload(300, 60, []string{"Deposited", "Withdrawn"}, 14)
+			e.spawn(faultStrategy, "JETSNAP_ACK_MODE="+mode)
+			second := e.spawn(faultStrategy, "JETSNAP_ACK_MODE="+mode)
+			pub := e.publishPaced(subjects, types, 5000)
+			if mode == "batch" {
+				waitFor(t, time.Minute, "a third of the events published", func() bool { return pub.sent.Load() >= int64(len(subjects)/3) })
+				second.kill() // the newest process most likely holds the durable
+			}
+			pub.wait()
+			e.idle(faultStrategy, 3*time.Minute)
+			e.check(faultStrategy)
+		})
+	}
 }

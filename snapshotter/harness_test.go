@@ -134,6 +134,7 @@ type options struct {
 	limits   scripting.Limits
 	extra    []snapshotter.Option
 	shutdown time.Duration // Config.ShutdownTimeout, default 5s
+	ackMode  consumer.AckMode
 }
 
 func defaults() options {
@@ -174,7 +175,7 @@ func (e *env) run(o options) *jetsnap {
 		e.t.Fatal(err)
 	}
 	cons := consumer.New(consumer.Config{Stream: "EVENTS", Durable: "jetsnap", Filter: pattern.Filter(), AckWait: o.ackWait,
-		InfoInterval: 500 * time.Millisecond, OnRebind: func() { snap.Reset("rebound") }}, js, log)
+		AckMode: o.ackMode, InfoInterval: 500 * time.Millisecond, OnRebind: func() { snap.Reset("rebound") }, OnReset: snap.Rewind}, js, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &jetsnap{cancel: cancel, done: make(chan struct{}), nc: nc, snap: snap, scripts: scripts}
 	var wg sync.WaitGroup

@@ -676,6 +676,7 @@ func (b *bench) bare(ctx context.Context, adminJS jetstream.JetStream, lastSeq u
 	var got atomic.Uint64
 	cc := b.consumerConfig(durable)
 	cc.Filter = filter
+	cc.AckMode = consumer.AckEach // the ceiling the issue names: one explicit ack per event
 	cons := consumer.New(cc, js, b.log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -740,6 +741,7 @@ func (b *bench) consumerConfig(durable string) consumer.Config {
 		Stream:        b.cfg.Stream,
 		Durable:       durable,
 		Filter:        b.cfg.SubjectPattern.Filter(),
+		AckMode:       consumer.AckMode(b.cfg.AckMode),
 		AckWait:       b.cfg.AckWait,
 		MaxAckPending: b.cfg.MaxAckPending,
 	}
@@ -777,6 +779,7 @@ func (b *bench) startPipeline(ctx context.Context, nc *nats.Conn, js jetstream.J
 	}
 	cc := b.consumerConfig(durable)
 	cc.OnRebind = func() { snap.Reset("the durable consumer was bound again") }
+	cc.OnReset = snap.Rewind
 	cons := consumer.New(cc, js, b.log)
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pipe{durable: durable, snap: snap, cancel: cancel, done: make(chan struct{})}

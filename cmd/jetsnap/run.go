@@ -129,9 +129,11 @@ func serveWith(ctx context.Context, cfg *config.Config, conn *connection, script
 		Stream:        cfg.Stream,
 		Durable:       cfg.Durable,
 		Filter:        cfg.SubjectPattern.Filter(),
+		AckMode:       consumer.AckMode(cfg.AckMode),
 		AckWait:       cfg.AckWait,
 		MaxAckPending: cfg.MaxAckPending,
 		OnRebind:      func() { snap.Reset("the durable consumer was bound again") },
+		OnReset:       snap.Rewind,
 	}, conn.js, log, consumer.WithMeterProvider(obs.meters))
 
 	reader := snapshotter.NewReader(readerConfig(cfg), conn.nc, scripts)
