@@ -38,15 +38,17 @@ type acker struct {
 	ended   bool                 // the session ended: ack each done message at once
 	broken  bool                 // a delivery was refused: admit no more
 	naked   map[uint64]*delivery // handed back for redelivery, by stream sequence
+	pin     string               // the pin id of the session's deliveries
 }
 
 // delivery is a message handed to the handler. Its Ack marks it done; the
 // acker sends the acknowledgement later, for many at once.
 type delivery struct {
 	jetstream.Msg
-	a    *acker
-	sseq uint64
-	done bool // guarded by a.mu
+	a       *acker
+	sseq    uint64
+	done    bool      // guarded by a.mu
+	nakedAt time.Time // guarded by a.mu: when it was handed back
 }
 
 func newAcker() *acker { return &acker{ordered: true} }
@@ -60,16 +62,24 @@ func (a *acker) admit(msg jetstream.Msg) (*delivery, bool) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.broken || r.ConsumerSeq != a.last+1 {
-		a.broken = true
-		return nil, false
-	}
-	a.last = r.ConsumerSeq
+	var pin string
 	if h := msg.Headers(); h != nil {
+		pin = h.Get(pinHeader)
 		// The server adds the pin to the delivery; it is not part of the
 		// event, and a reducer reading it back from the stream never sees it.
 		h.Del(pinHeader)
 	}
+	if a.last == 0 {
+		a.pin = pin
+	}
+	// A new pin means the durable was pinned to another process in between:
+	// its deliveries may have brought the sequence back to where this
+	// session left it, so contiguity alone proves nothing.
+	if a.broken || r.ConsumerSeq != a.last+1 || pin != a.pin {
+		a.broken = true
+		return nil, false
+	}
+	a.last = r.ConsumerSeq
 	d := &delivery{Msg: msg, a: a, sseq: r.StreamSeq}
 	if old := a.naked[d.sseq]; old != nil {
 		// Its redelivery replaces it: the new one blocks the acks now.
@@ -177,6 +187,21 @@ func (a *acker) markDone(d *delivery) {
 	}
 }
 
+// stuck reports whether a delivery handed back for redelivery has waited
+// longer than d for it: the server ignores a nak of a delivery it no
+// longer counts as pending (an ack from before a reset can do that), and
+// then nothing after it would ever be acknowledged.
+func (a *acker) stuck(d time.Duration) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, n := range a.naked {
+		if time.Since(n.nakedAt) > d {
+			return true
+		}
+	}
+	return false
+}
+
 // Ack marks the message done; the acker acknowledges it with others.
 func (d *delivery) Ack() error {
 	d.a.markDone(d)
@@ -206,6 +231,7 @@ func (d *delivery) NakWithDelay(delay time.Duration) error {
 			a.naked = make(map[uint64]*delivery)
 		}
 		a.naked[d.sseq] = d
+		d.nakedAt = time.Now()
 	}
 	a.mu.Unlock()
 	if delay > 0 {

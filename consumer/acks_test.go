@@ -196,6 +196,36 @@ func TestBatchReset(t *testing.T) {
 	}
 }
 
+// TestBatchPinChange: when the durable's pin moves (here the test unpins
+// it; in production another process held it in between), the deliveries
+// that follow may continue the delivery sequence exactly where this
+// process left it, so the pin itself must end the session: Run resets
+// before it handles them. Found by a review: without the pin check, a
+// process could ack events another process had been delivered and not
+// finished.
+func TestBatchPinChange(t *testing.T) {
+	js, dial := batchEnv(t, 100)
+	var got seqs
+	var resets atomic.Int32
+	cfg := batchConfig()
+	cfg.OnReset = func() { resets.Add(1) }
+	start(t, dial(), cfg, func(m jetstream.Msg) { got.add(m); _ = m.Ack() })
+	waitFor(t, 10*time.Second, "events 1..100 acknowledged", func() bool { return ackFloor(t, js) == 100 })
+	stream, err := js.Stream(context.Background(), "EVENTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := resets.Load()
+	if err := stream.UnpinConsumer(context.Background(), "jetsnap", consumer.PinGroup); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, js, 100, 200)
+	waitFor(t, 10*time.Second, "events 101..200 acknowledged", func() bool { return ackFloor(t, js) == 200 && got.all(200) })
+	if r := resets.Load(); r <= before {
+		t.Fatalf("OnReset called %d times before the pin moved and %d after: the new pin did not end the session", before, r)
+	}
+}
+
 // TestBatchTakeOver: with several processes on the durable, one consumes
 // at a time and the others stand by. When it stops, a standby takes over:
 // at once after a graceful stop, after PinnedTTL when its connection just

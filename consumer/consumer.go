@@ -165,6 +165,7 @@ func (c *Consumer) Run(ctx context.Context, handle func(jetstream.Msg)) error {
 	}
 	takeOver := true
 	for {
+		began := time.Now()
 		end, err := c.consume(ctx, cons, handle, takeOver)
 		takeOver = false
 		switch {
@@ -173,6 +174,13 @@ func (c *Consumer) Run(ctx context.Context, handle func(jetstream.Msg)) error {
 		case end == interrupted:
 			c.log.Warn("consumer: a delivery went elsewhere (another jetsnap took the durable over, or the connection dropped mid-batch); resetting the consumer to its ack floor",
 				"stream", c.cfg.Stream, "durable", c.cfg.Durable)
+			if time.Since(began) < time.Second {
+				// Two processes trading the durable: let one settle.
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
 			continue
 		}
 		c.log.Warn("consumer: the durable consumer is gone (stream deleted or recreated?); binding it again",
@@ -221,7 +229,8 @@ func (c *Consumer) reset(ctx context.Context) (gone bool) {
 		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
 			return true
 		}
-		c.log.Warn("consumer: cannot reset the durable to its ack floor yet; retrying", "retry_in", backoff, "err", err)
+		c.log.Warn("consumer: cannot reset the durable to its ack floor yet (batched acks need the permission $JS.API.CONSUMER.RESET."+c.cfg.Stream+"."+c.cfg.Durable+" and nats-server 2.14 or later; or set JETSNAP_ACK_MODE=each); retrying",
+			"retry_in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
@@ -288,12 +297,14 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle 
 			}
 		}
 	}
+	if acks != nil && takeOver {
+		// Free the pin of a process that died (else this one waits
+		// PinnedTTL), before pulling: a pin that changes mid-session ends it.
+		c.unpin(ctx)
+	}
 	cc, err := cons.Consume(deliver, opts...)
 	if err != nil {
 		return stopped, fmt.Errorf("consumer: start consuming %q: %w", c.cfg.Durable, err)
-	}
-	if acks != nil && takeOver {
-		c.unpin(ctx)
 	}
 	c.log.Info("consuming", "stream", c.cfg.Stream, "durable", c.cfg.Durable, "filter", c.cfg.Filter, "ack_mode", c.cfg.AckMode)
 	c.setBound(true)
@@ -314,6 +325,11 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle 
 					return
 				case <-tick.C:
 					acks.flush()
+					if acks.stuck(2 * c.cfg.AckWait) {
+						c.log.Warn("consumer: an event handed back was not delivered again; resetting", "durable", c.cfg.Durable)
+						stale()
+						return
+					}
 				}
 			}
 		})
