@@ -251,14 +251,15 @@ const (
 
 // consume delivers from cons until ctx ends, the consumer disappears, or
 // (AckBatch) a delivery went elsewhere. With AckBatch it first resets the
-// consumer to its ack floor, and with takeOver it then takes the durable's
-// pin from whichever process holds it.
+// consumer to its ack floor, and with takeOver it then frees the durable's
+// pin, so that a process that died does not hold it for PinnedTTL.
 func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle func(jetstream.Msg), takeOver bool) (ending, error) {
 	lost := make(chan struct{})
 	var once sync.Once
 	markLost := func() { once.Do(func() { close(lost) }) }
 	broken := make(chan struct{})
 	var breakOnce sync.Once
+	interrupt := func() { breakOnce.Do(func() { close(broken) }) }
 	opts := []jetstream.PullConsumeOpt{
 		jetstream.PullMaxMessages(c.cfg.PullBatch),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -288,7 +289,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle 
 		deliver = func(msg jetstream.Msg) {
 			d, ok := acks.admit(msg)
 			if !ok {
-				breakOnce.Do(func() { close(broken) })
+				interrupt()
 				return // not handled, not acknowledged: delivered again after the reset
 			}
 			handle(d)
@@ -298,8 +299,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle 
 		}
 	}
 	if acks != nil && takeOver {
-		// Free the pin of a process that died (else this one waits
-		// PinnedTTL), before pulling: a pin that changes mid-session ends it.
+		// Before pulling: a pin that changes mid-session ends it.
 		c.unpin(ctx)
 	}
 	cc, err := cons.Consume(deliver, opts...)
@@ -312,7 +312,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle 
 	var bg sync.WaitGroup
 	var stale func()
 	if acks != nil {
-		stale = func() { breakOnce.Do(func() { close(broken) }) }
+		stale = interrupt
 	}
 	bg.Go(func() { c.poll(sessCtx, cons, markLost, stale) })
 	if acks != nil {
@@ -327,7 +327,7 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle 
 					acks.flush()
 					if acks.stuck(2 * c.cfg.AckWait) {
 						c.log.Warn("consumer: an event handed back was not delivered again; resetting", "durable", c.cfg.Durable)
-						stale()
+						interrupt()
 						return
 					}
 				}
