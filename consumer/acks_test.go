@@ -283,8 +283,10 @@ func TestBatchTakeOver(t *testing.T) {
 	active.stop() // graceful: unpins
 	begin := time.Now()
 	holder(others...)
-	if d := time.Since(begin); d > 2*time.Second {
-		t.Errorf("take-over after a graceful stop took %v", d)
+	// Handed over, not waited out: the pin of a process that stops is
+	// released at once, not after PinnedTTL.
+	if d, ttl := time.Since(begin), batchConfig().PinnedTTL; d >= ttl {
+		t.Errorf("take-over after a graceful stop took %v, as long as PinnedTTL (%v): the stopping process did not unpin", d, ttl)
 	}
 
 	p3 := spawn()
