@@ -3,6 +3,7 @@ package scripting
 import (
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/dop251/goja"
@@ -61,6 +62,14 @@ type eventObject struct {
 	ev   *Event
 	vals [nEventKeys]goja.Value // nil until first read or write
 
+	// The payload as JS sees it, and its type (Event.TypeFromData): decoded
+	// once, when e.data or the type is first needed.
+	payload     string      // ev.Data as a string
+	top         *lazyObject // memory for an object payload, or nil
+	data        goja.Value
+	payloadType string
+	decoded     bool
+
 	// After the script adds or deletes a property: the own keys in
 	// insertion order (nil until then: eventKeys), deleted event keys, and
 	// the values of added keys.
@@ -75,7 +84,7 @@ func (o *eventObject) Get(k string) goja.Value {
 			return nil
 		}
 		if o.vals[i] == nil {
-			o.vals[i] = o.r.eventValue(o.ev, i)
+			o.vals[i] = o.r.eventValue(o, i)
 		}
 		return o.vals[i]
 	}
@@ -166,14 +175,73 @@ func arrayIndex(k string) (uint32, bool) {
 	return uint32(n), true
 }
 
-// event returns the JS event for ev.
+// event returns the JS event for ev (outside a fold's foldMem).
 func (r *realm) event(ev *Event) goja.Value {
-	return r.vm.NewDynamicObject(&eventObject{r: r, ev: ev})
+	return r.vm.NewDynamicObject(&eventObject{r: r, ev: ev, payload: string(ev.Data)})
 }
 
-// eventValue makes property i of the JS event for ev.
-func (r *realm) eventValue(ev *Event, i int) goja.Value {
-	vm := r.vm
+// foldMem is the memory of one fold's JS events, taken once per fold
+// rather than once per event: the event objects, the payloads as one
+// string, and room for the payloads' top-level objects. Nothing is reused
+// across folds: a reducer may keep an event or a part of one in its state.
+type foldMem struct {
+	objs     []eventObject
+	tops     []lazyObject
+	payloads string
+	off      int // where the next event's payload starts in payloads
+}
+
+func newFoldMem(events []Event) foldMem {
+	var b strings.Builder
+	n := 0
+	for i := range events {
+		n += len(events[i].Data)
+	}
+	b.Grow(n)
+	for i := range events {
+		b.Write(events[i].Data)
+	}
+	return foldMem{objs: make([]eventObject, len(events)), tops: make([]lazyObject, len(events)), payloads: b.String()}
+}
+
+// event returns the event object of events[i]; it must be called for
+// every event of the fold, in order.
+func (m *foldMem) event(r *realm, ev *Event, i int) *eventObject {
+	o := &m.objs[i]
+	o.r, o.ev, o.top = r, ev, &m.tops[i]
+	o.payload = m.payloads[m.off : m.off+len(ev.Data)]
+	m.off += len(ev.Data)
+	return o
+}
+
+// decode decodes the payload, once.
+func (o *eventObject) decode() {
+	if !o.decoded {
+		o.data, o.payloadType = decodeEventData(o.r.vm, o.payload, o.top)
+		o.decoded = true
+	}
+}
+
+// typ is the event's type as the reducer sees it.
+func (o *eventObject) typ() string {
+	if o.ev.Type != "" || !o.ev.TypeFromData {
+		return o.ev.Type
+	}
+	o.decode()
+	return o.payloadType
+}
+
+// eventType is ev's type (for error reports: it decodes the payload again).
+func eventType(ev *Event) string {
+	if ev.Type != "" || !ev.TypeFromData {
+		return ev.Type
+	}
+	return PayloadType(ev.Data)
+}
+
+// eventValue makes property i of the JS event o.
+func (r *realm) eventValue(o *eventObject, i int) goja.Value {
+	vm, ev := r.vm, o.ev
 	switch i {
 	case keyActor:
 		if ev.Actor == "" {
@@ -181,9 +249,10 @@ func (r *realm) eventValue(ev *Event, i int) goja.Value {
 		}
 		return r.str(ev.Actor)
 	case keyType:
-		return r.str(ev.Type)
+		return r.str(o.typ())
 	case keyData:
-		return decodeEventData(vm, ev.Data)
+		o.decode()
+		return o.data
 	case keySeq:
 		return vm.ToValue(float64(ev.Seq))
 	case keyVersion:

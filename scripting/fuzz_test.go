@@ -58,6 +58,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		`{"2":"a","1":"b","x":"c","-1":"d","01":"e","4294967295":"f"}`, `[1,-0,0.1,1e21,1e-7,123456789012345678901234567890,-1e400,1e400]`,
 		`"\ud800\u00e9\n\"x"`, `"plain"`, `null`, `true`, ` 42 `, ``, `not json`, "\xff\xfe", `{"a":`, `[[[[[]]]]]`,
 		`{"a":{"b":{"c":[{"d":null}]}}}`, `"\u0000"`, `{"":1}`, `-0`, `0e10`, `1E+2`,
+		// UTF-8 inside strings: valid, broken, a surrogate, past U+10FFFF, U+FFFD itself.
+		"{\"a\":\"\xc3\xa9\"}", "{\"a\":\"\xc3\"}", "{\"a\":\"\xed\xa0\x80\"}", "[\"\xf4\x90\x80\x80\"]", "\"\xef\xbf\xbd\"", "{\"\xff\":1}",
 	} {
 		f.Add([]byte(seed), "Type", "events.x.1", "Hdr", "v")
 	}
@@ -77,6 +79,14 @@ func FuzzDecodeEvent(f *testing.F) {
 		var obj goja.Value
 		require_NoError(t, r.try(func() error { obj = r.event(ev); return nil }))
 		got := obj.(*goja.Object).Get("data")
+
+		// The type found while decoding is PayloadType's.
+		fromData := &Event{Data: data, TypeFromData: true}
+		var typV goja.Value
+		require_NoError(t, r.try(func() error { typV = r.event(fromData).(*goja.Object).Get("type"); return nil }))
+		if want := PayloadType(data); typV.String() != want {
+			t.Fatalf("payload %q: type %q from the decode, PayloadType %q", data, typV, want)
+		}
 
 		if len(data) == 0 || !utf8.Valid(data) || !json.Valid(data) {
 			if s, ok := got.Export().(string); !ok || s != strings.ToValidUTF8(string(data), "\uFFFD") {

@@ -28,26 +28,32 @@ import (
 // JSON.parse(JSON.stringify(e.data))).
 
 // decodeEventData is decodeData for event payloads: the same values, with
-// objects made lazily.
-func decodeEventData(vm *goja.Runtime, b []byte) goja.Value {
-	if len(b) > 0 && utf8.Valid(b) {
-		s := string(b)
+// objects made lazily. It also returns what PayloadType would: the
+// top-level "type" string of an object payload. top, when not nil, is the
+// memory for a top-level object.
+func decodeEventData(vm *goja.Runtime, s string, top *lazyObject) (goja.Value, string) {
+	if len(s) > 0 {
 		// The usual payload is an object: index its members while checking.
-		top := &lazyObject{vm: vm, s: s}
+		if top == nil {
+			top = &lazyObject{}
+		}
+		*top = lazyObject{vm: vm, s: s}
 		if v := (jsonValidator{s: s, top: top}); v.valid() {
 			if top.indexed {
 				top.finish()
-				return vm.NewDynamicObject(top)
+				return vm.NewDynamicObject(top), top.stringMember("type")
 			}
 			d := lazyDecoder{vm: vm, s: s, i: v.start}
-			return d.value()
+			return d.value(), ""
 		}
 	}
-	return vm.ToValue(strings.ToValidUTF8(string(b), "\uFFFD"))
+	return vm.ToValue(strings.ToValidUTF8(s, "\uFFFD")), ""
 }
 
-// jsonValidator checks that s is one JSON value, as json.Valid does
-// (nesting deeper than maxJSONDepth is invalid), without decoding it.
+// jsonValidator checks that s is one JSON value in valid UTF-8, as
+// utf8.Valid and json.Valid together do (nesting deeper than maxJSONDepth
+// is invalid), without decoding it. Only strings may hold bytes past
+// ASCII, so str checks UTF-8 in the same pass.
 type jsonValidator struct {
 	s string
 	i int
@@ -174,6 +180,12 @@ func (v *jsonValidator) str() bool {
 			return true
 		case c < 0x20:
 			return false
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				return false
+			}
+			i += n - 1
 		case c == '\\':
 			i++
 			if i >= len(s) {
@@ -457,6 +469,18 @@ func (o *lazyObject) mapKeys() {
 	}
 }
 
+// stringMember returns the member k of a fresh (unchanged) object when it
+// is a JSON string, else "".
+func (o *lazyObject) stringMember(k string) string {
+	i := o.find(k)
+	if i < 0 || o.s[o.offs[i]] != '"' {
+		return ""
+	}
+	d := jsonDecoder{s: o.s, i: o.offs[i]}
+	v, _ := d.str()
+	return v
+}
+
 func (o *lazyObject) find(k string) int {
 	if o.pos != nil {
 		if i, ok := o.pos[k]; ok {
@@ -541,7 +565,7 @@ func (o *lazyObject) Keys() []string {
 // counts, as with JSON.parse. Otherwise it returns "". It checks the
 // payload without decoding the rest of it.
 func PayloadType(b []byte) string {
-	if len(b) == 0 || !utf8.Valid(b) {
+	if len(b) == 0 {
 		return ""
 	}
 	s := string(b)

@@ -116,6 +116,7 @@ type realm struct {
 
 	drive    goja.Callable // see driveProgram
 	events   []Event       // being folded by drive
+	mem      foldMem       // their JS objects
 	cur      int           // index in events of the event being folded
 	curEvent goja.Value    // its JS event
 	foldErr  error         // what next found wrong
@@ -192,9 +193,10 @@ func (r *realm) next(c goja.FunctionCall) goja.Value {
 	for r.cur+1 < len(r.events) {
 		r.cur++
 		ev := &r.events[r.cur]
+		o := r.mem.event(r, ev, r.cur)
 		fn := r.reduceV
 		if r.form == formHandlers {
-			if fn = r.handlersV[ev.Type]; fn == nil {
+			if fn = r.handlersV[o.typ()]; fn == nil {
 				fn = r.anyV
 			}
 			if fn == nil {
@@ -203,7 +205,7 @@ func (r *realm) next(c goja.FunctionCall) goja.Value {
 		}
 		r.now = eventTime(ev.Time)
 		r.seed(ev.Version)
-		r.curEvent = r.event(ev)
+		r.curEvent = r.vm.NewDynamicObject(o)
 		return fn
 	}
 	return goja.Null()
@@ -372,8 +374,8 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 		}
 	}
 	// One call into JS for all events (see driveProgram).
-	r.events, r.cur, r.foldErr = events, -1, nil
-	defer func() { r.events, r.curEvent = nil, nil }()
+	r.events, r.cur, r.foldErr, r.mem = events, -1, nil, newFoldMem(events)
+	defer func() { r.events, r.curEvent, r.mem = nil, nil, foldMem{} }()
 	out, err := r.drive(goja.Undefined(), st)
 	if r.foldErr != nil {
 		return nil, r.foldErr
@@ -582,7 +584,7 @@ func exceptionMessage(ex *goja.Exception) (msg string) {
 func (r *realm) scriptError(err error, ev *Event) *ScriptError {
 	se := &ScriptError{File: r.s.File, Actor: r.actor}
 	if ev != nil {
-		se.Seq, se.EventType = ev.Seq, ev.Type
+		se.Seq, se.EventType = ev.Seq, eventType(ev)
 	}
 	var stack []goja.StackFrame
 	var ie *goja.InterruptedError

@@ -47,6 +47,43 @@ func TestFoldForms(t *testing.T) {
 	require_Equal(t, got, `{"items":{"b":1},"n":3}`)
 }
 
+// TestTypeFromData: events whose type is their payload's fold as if the
+// type were given, in both forms; the type is the payload's as stored,
+// whatever the reducer does to e.data first; a reducer error names it.
+func TestTypeFromData(t *testing.T) {
+	rt := NewRuntime(Limits{})
+	fromData := func(events []Event) []Event {
+		for i := range events {
+			events[i].Type, events[i].TypeFromData = "", true
+		}
+		return events
+	}
+	acc := mustCompile(t, "account.js", accountSrc)
+	got, err := fold(t, rt, acc, "account.1", "", fromData(evs("account.1",
+		"", `{"type":"Deposited","amount":10}`, "", `{"amount":3,"type":"Withdrawn"}`, "", `{"type":"Other"}`,
+		"", `{"type":7,"amount":100}`, "", `not json`, "", `["Deposited"]`, "", `{"type":"Withdrawn","type":"Deposited","amount":1}`)))
+	require_NoError(t, err)
+	require_Equal(t, got, `{"id":"account.1","balance":8}`)
+
+	cart := mustCompile(t, "cart.js", cartSrc)
+	got, err = fold(t, rt, cart, "cart.7", "", fromData(evs("cart.7",
+		"", `{"type":"ItemAdded","sku":"a","qty":2}`, "", `{"type":"constructor"}`, "", `{"type":"ItemAdded","sku":"b","qty":1}`, "", `{"sku":"a","type":"ItemRemoved"}`)))
+	require_NoError(t, err)
+	require_Equal(t, got, `{"items":{"b":1},"n":3}`)
+
+	// Given types win; the payload's type is read before the reducer runs.
+	s := mustCompile(t, "x.js", `function reduce(s, e) { e.data.type = "changed"; delete e.data.type; s.t = (s.t || "") + e.type + ","; return s; }`)
+	events := fromData(evs("x.1", "", `{"type":"A"}`, "", `{"type":"B"}`))
+	events[1].Type = "Given"
+	got, err = fold(t, rt, s, "x.1", "", events)
+	require_NoError(t, err)
+	require_Equal(t, got, `{"t":"A,Given,"}`)
+
+	bad := mustCompile(t, "bad.js", `function reduce(s, e) { if (e.type === "Boom") throw new Error("no"); return s; }`)
+	_, err = fold(t, rt, bad, "bad.1", "", fromData(evs("bad.1", "", `{"type":"Fine"}`, "", `{"type":"Boom"}`)))
+	require_Equal(t, asScriptError(t, err).EventType, "Boom")
+}
+
 func TestFoldDefaultsAndAny(t *testing.T) {
 	rt := NewRuntime(Limits{})
 	s := mustCompile(t, "x.js", `function reduce(s, e) { s[e.type] = e.data; return s; }`)

@@ -20,9 +20,13 @@ import (
 
 // Event is one event as a reducer sees it. scripting knows nothing of NATS.
 type Event struct {
-	Actor   string // actor key "<type>.<id>"
-	Type    string // event type ("" if none)
-	Subject string
+	Actor string // actor key "<type>.<id>"
+	Type  string // event type ("" if none)
+	// TypeFromData, with Type "", says the type is the payload's: the
+	// top-level "type" string of a JSON object payload (see PayloadType),
+	// found in the same pass that decodes the payload for JS.
+	TypeFromData bool
+	Subject      string
 	// Data is the raw payload. Valid UTF-8 JSON reaches JS as the value
 	// JSON.parse gives (object, array, number, ...), its objects made
 	// lazily (see decodeEventData); anything else (invalid JSON, invalid

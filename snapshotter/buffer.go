@@ -81,15 +81,17 @@ func eventsFrom(key string, b []buffered, fromVersion uint64) []scripting.Event 
 		if len(h) == 0 {
 			h = nil
 		}
+		typ := givenType(e.token, e.header)
 		out[i] = scripting.Event{
-			Actor:   key,
-			Type:    eventType(e.token, e.header, e.data),
-			Subject: e.subject,
-			Data:    e.data,
-			Seq:     e.seq,
-			Version: fromVersion + uint64(i) + 1,
-			Time:    time.Unix(0, e.time).UTC(),
-			Headers: h,
+			Actor:        key,
+			Type:         typ,
+			TypeFromData: typ == "",
+			Subject:      e.subject,
+			Data:         e.data,
+			Seq:          e.seq,
+			Version:      fromVersion + uint64(i) + 1,
+			Time:         time.Unix(0, e.time).UTC(),
+			Headers:      h,
 		}
 	}
 	return out

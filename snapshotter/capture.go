@@ -272,28 +272,37 @@ func (s *Snapshotter) readEvents(ctx context.Context, key, typ, id string, after
 }
 
 func toEvent(key, token string, version uint64, sm storedMsg) scripting.Event {
+	typ := givenType(token, sm.Header)
 	return scripting.Event{
-		Actor:   key,
-		Type:    eventType(token, sm.Header, sm.Data),
-		Subject: sm.Subject,
-		Data:    sm.Data,
-		Seq:     sm.Seq,
-		Version: version,
-		Time:    sm.Time.UTC(),
-		Headers: sm.Header,
+		Actor:        key,
+		Type:         typ,
+		TypeFromData: typ == "",
+		Subject:      sm.Subject,
+		Data:         sm.Data,
+		Seq:          sm.Seq,
+		Version:      version,
+		Time:         sm.Time.UTC(),
+		Headers:      sm.Header,
 	}
 }
 
 // eventType finds an event's type: the {event} token, else the Event-Type
 // header, else the payload's top-level "type" string, else "".
 func eventType(token string, h nats.Header, data []byte) string {
-	if token != "" {
-		return token
-	}
-	if t := h.Get("Event-Type"); t != "" {
+	if t := givenType(token, h); t != "" {
 		return t
 	}
 	return scripting.PayloadType(data)
+}
+
+// givenType is the type that an event's subject or headers give, or "":
+// then the type is the payload's, which a fold finds as it decodes the
+// payload (scripting.Event.TypeFromData) rather than in a pass of its own.
+func givenType(token string, h nats.Header) string {
+	if token != "" {
+		return token
+	}
+	return h.Get("Event-Type")
 }
 
 // errConflict: the snapshot subject's last message is not the one the

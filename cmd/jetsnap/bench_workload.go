@@ -105,7 +105,9 @@ func (w *workload) msg(i int, id string) *nats.Msg {
 // foldSet returns the events of the first actors of the workload's n events
 // until about want events are taken, each actor's events cut in folds of
 // every events, as captures fold them. Event i has stream sequence i+1: the
-// workload is the first thing published on a fresh stream.
+// workload is the first thing published on a fresh stream. As in the
+// pipeline (subjects without an {event} token, no Event-Type header), the
+// type is the payload's.
 func (w *workload) foldSet(n, want, every int) [][]scripting.Event {
 	perActor := max(n/w.actors, 1)
 	take := min(max(want/perActor, 1), w.actors)
@@ -116,10 +118,10 @@ func (w *workload) foldSet(n, want, every int) [][]scripting.Event {
 		if a >= take {
 			continue
 		}
-		typ, data := w.event(i)
+		_, data := w.event(i)
 		id := w.id(a)
 		byActor[a] = append(byActor[a], scripting.Event{
-			Actor: w.typ + "." + id, Type: typ, Subject: w.pattern.Subject(w.typ, id, ""), Data: data,
+			Actor: w.typ + "." + id, TypeFromData: true, Subject: w.pattern.Subject(w.typ, id, ""), Data: data,
 			Seq: uint64(i + 1), Version: uint64(len(byActor[a]) + 1), Time: t0.Add(time.Duration(i) * time.Millisecond),
 		})
 	}
@@ -161,6 +163,7 @@ func (s *nativeAccount) set(k, v string) {
 // accountData is what account.js reads of a payload. A field of the wrong
 // JSON type stays nil, as `typeof d.amount === "number"` rejects it.
 type accountData struct {
+	Type     string   `json:"type"` // the event type when Event.TypeFromData
 	Amount   *float64 `json:"amount"`
 	Owner    *string  `json:"owner"`
 	Currency *string  `json:"currency"`
@@ -184,7 +187,11 @@ func nativeFold(actor string, state []byte, events []scripting.Event) ([]byte, e
 				d = accountData{} // not an object: account.js reads {}
 			}
 		}
-		switch ev.Type {
+		typ := ev.Type
+		if typ == "" && ev.TypeFromData {
+			typ = d.Type
+		}
+		switch typ {
 		case "Opened":
 			s.status = "open"
 			if d.Owner != nil {
@@ -197,7 +204,7 @@ func nativeFold(actor string, state []byte, events []scripting.Event) ([]byte, e
 			if d.Amount == nil || math.IsInf(*d.Amount, 0) || !(*d.Amount > 0) {
 				continue
 			}
-			if ev.Type == "Deposited" {
+			if typ == "Deposited" {
 				s.balance += *d.Amount
 				s.deposits++
 			} else {
