@@ -57,6 +57,11 @@ func (s *Snapshotter) buffer(t *tally, ev event) {
 		t.tail = nil
 		return
 	}
+	if len(header) == 0 {
+		// Often a map the consumer emptied (of Nats-Pin-Id): not kept alive
+		// for as long as the tail, where the GC walks it at every cycle.
+		header = nil
+	}
 	t.tail.events = append(t.tail.events, buffered{
 		subject: ev.msg.Subject(), token: ev.token, data: data, header: header, seq: ev.seq, time: ev.time,
 	})
@@ -77,10 +82,6 @@ func (s *Snapshotter) release(b *buffer) {
 func eventsFrom(key string, b []buffered, fromVersion uint64) []scripting.Event {
 	out := make([]scripting.Event, len(b))
 	for i, e := range b {
-		h := e.header
-		if len(h) == 0 {
-			h = nil
-		}
 		typ := givenType(e.token, e.header)
 		out[i] = scripting.Event{
 			Actor:        key,
@@ -91,7 +92,7 @@ func eventsFrom(key string, b []buffered, fromVersion uint64) []scripting.Event 
 			Seq:          e.seq,
 			Version:      fromVersion + uint64(i) + 1,
 			Time:         time.Unix(0, e.time).UTC(),
-			Headers:      h,
+			Headers:      e.header,
 		}
 	}
 	return out
