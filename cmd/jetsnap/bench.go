@@ -248,9 +248,11 @@ type benchResult struct {
 	LagSamples   int     `json:"lag_samples"`
 	LagP50Ms     float64 `json:"lag_p50_ms"`
 	LagMaxMs     float64 `json:"lag_max_ms"`
-	// The consumer's largest backlog seen while publishing (sampled every 50 ms).
+	// The consumer's largest backlog seen while publishing (sampled every
+	// 50 ms), and the most captures queued or running (sampled every 10 ms).
 	LagMaxPending    uint64 `json:"lag_max_undelivered"`
 	LagMaxAckPending int    `json:"lag_max_unacked"`
+	LagMaxQueued     int64  `json:"lag_max_captures_queued"`
 
 	// Reader.
 	LongEvents   int     `json:"long_actor_events"`
@@ -489,8 +491,8 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	if err := b.lag(ctx, res, pubJS, adminJS, p); err != nil {
 		return nil, fmt.Errorf("lag: %w", err)
 	}
-	b.say("lag at %.0f events/s: p50 %.2f ms, p99 %.2f ms over %d snapshots; consumer backlog up to %d undelivered, %d unacknowledged",
-		res.LagRate, res.LagP50Ms, res.LagP99Ms, res.LagSamples, res.LagMaxPending, res.LagMaxAckPending)
+	b.say("lag at %.0f events/s: p50 %.2f ms, p99 %.2f ms over %d snapshots; consumer backlog up to %d undelivered, %d unacknowledged; up to %d captures queued",
+		res.LagRate, res.LagP50Ms, res.LagP99Ms, res.LagSamples, res.LagMaxPending, res.LagMaxAckPending, res.LagMaxQueued)
 
 	// 5. Load of a long actor against a full replay.
 	if err := b.load(ctx, res, pubJS, adminJS, p); err != nil {
@@ -970,7 +972,8 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 		sent[i] = time.Since(base)
 	}
 	// How far behind the consumer falls while the events come: events not
-	// yet delivered (NumPending) and delivered but not acknowledged.
+	// yet delivered (NumPending), delivered but not acknowledged, and
+	// captures waiting for a worker.
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watched := make(chan struct{})
 	go func() {
@@ -979,13 +982,17 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 		if err != nil {
 			return
 		}
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
-		for {
+		for i := 0; ; i++ {
 			select {
 			case <-watchCtx.Done():
 				return
 			case <-tick.C:
+			}
+			res.LagMaxQueued = max(res.LagMaxQueued, p.snap.Stats().Queued.Load())
+			if i%5 != 0 {
+				continue
 			}
 			if info, err := cons.Info(watchCtx); err == nil {
 				res.LagMaxPending = max(res.LagMaxPending, info.NumPending)
@@ -1152,6 +1159,7 @@ func (r *benchResult) print(w io.Writer) {
 	}
 	row("snapshot lag p50 / p99", fmt.Sprintf("%.1f / %.1f ms", r.LagP50Ms, r.LagP99Ms),
 		fmt.Sprintf("at %s, %s snapshots, max %.0f ms", rateStr(r.LagRate), count(r.LagSamples), r.LagMaxMs), "", "p99 <= 50 ms "+ok("lag_p99_ms"))
+	row("  captures queued, at most", count(int(r.LagMaxQueued)), fmt.Sprintf("%d workers", r.Workers), "", "")
 	row(fmt.Sprintf("load %s-event actor p50 / p99", count(r.LongEvents)), fmt.Sprintf("%.2f / %.2f ms", r.LoadP50Ms, r.LoadP99Ms),
 		fmt.Sprintf("full replay: %.0f / %.0f ms", r.ReplayP50Ms, r.ReplayP99Ms), fmt.Sprintf("%.0fx", r.LoadSpeedup),
 		"p50 <= 2 ms "+ok("load_p50_ms")+", >= 100x "+ok("load_speedup"))
