@@ -31,8 +31,9 @@ test:
 	go test $(RACE) -timeout 10m ./...
 	@# Under -race the heaviest pipeline tests run smaller (the in-process
 	@# nats-server slows tenfold) and the hostile-reducer test, which
-	@# measures time and memory, is skipped: here they run as meant.
-	$(if $(RACE),go test -count=1 -timeout 10m -run 'TestLag|TestManyActors|TestRestart|TestHostileReducers' ./snapshotter/ ./scripting/,)
+	@# measures time and memory, is skipped, as are the tests that measure the
+	@# heap after folds: here they run as meant.
+	$(if $(RACE),go test -count=1 -timeout 10m -run 'TestLag|TestManyActors|TestRestart|TestHostileReducers|TestLongFoldMemory|TestIdleRealmMemory' ./snapshotter/ ./scripting/,)
 
 ## test-faults: the reliability suite: jetsnap as a real process killed with -9, nats-server outages
 ## of 10 s and 150 s, redeliveries, duplicates, two replicas; about 5 minutes

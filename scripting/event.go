@@ -64,7 +64,6 @@ type eventObject struct {
 
 	// The payload as JS sees it, and its type (Event.TypeFromData): decoded
 	// once, when e.data or the type is first needed.
-	payload     string      // ev.Data as a string
 	top         *lazyObject // memory for an object payload, or nil
 	data        goja.Value
 	payloadType string
@@ -177,47 +176,41 @@ func arrayIndex(k string) (uint32, bool) {
 
 // event returns the JS event for ev (outside a fold's foldMem).
 func (r *realm) event(ev *Event) goja.Value {
-	return r.vm.NewDynamicObject(&eventObject{r: r, ev: ev, payload: string(ev.Data)})
+	return r.vm.NewDynamicObject(&eventObject{r: r, ev: ev})
 }
 
-// foldMem is the memory of one fold's JS events, taken once per fold
-// rather than once per event: the event objects, the payloads as one
-// string, and room for the payloads' top-level objects. Nothing is reused
-// across folds: a reducer may keep an event or a part of one in its state.
+// foldMem is the memory of a fold's JS events, taken for foldChunk events
+// at a time rather than for each event: their event objects and room for
+// their payloads' top-level objects. Nothing is reused: a reducer may keep
+// an event or a part of one in its state, which keeps that chunk alive,
+// and only that chunk. (Memory for a whole fold at once would grow with
+// the fold: a rebuild folds an actor's whole history.) Payloads stay one
+// string each: a value left behind in the VM after a fold keeps one
+// payload alive, not a chunk's.
 type foldMem struct {
-	objs     []eventObject
-	tops     []lazyObject
-	payloads string
-	off      int // where the next event's payload starts in payloads
+	objs  []eventObject
+	tops  []lazyObject
+	first int // index in the fold's events of objs[0]
 }
 
-func newFoldMem(events []Event) foldMem {
-	var b strings.Builder
-	n := 0
-	for i := range events {
-		n += len(events[i].Data)
-	}
-	b.Grow(n)
-	for i := range events {
-		b.Write(events[i].Data)
-	}
-	return foldMem{objs: make([]eventObject, len(events)), tops: make([]lazyObject, len(events)), payloads: b.String()}
-}
+const foldChunk = 128
 
 // event returns the event object of events[i]; it must be called for
 // every event of the fold, in order.
-func (m *foldMem) event(r *realm, ev *Event, i int) *eventObject {
-	o := &m.objs[i]
-	o.r, o.ev, o.top = r, ev, &m.tops[i]
-	o.payload = m.payloads[m.off : m.off+len(ev.Data)]
-	m.off += len(ev.Data)
+func (m *foldMem) event(r *realm, events []Event, i int) *eventObject {
+	if m.objs == nil || i-m.first >= len(m.objs) {
+		n := min(foldChunk, len(events)-i)
+		*m = foldMem{objs: make([]eventObject, n), tops: make([]lazyObject, n), first: i}
+	}
+	o := &m.objs[i-m.first]
+	o.r, o.ev, o.top = r, &events[i], &m.tops[i-m.first]
 	return o
 }
 
 // decode decodes the payload, once.
 func (o *eventObject) decode() {
 	if !o.decoded {
-		o.data, o.payloadType = decodeEventData(o.r.vm, o.payload, o.top)
+		o.data, o.payloadType = decodeEventData(o.r.vm, string(o.ev.Data), o.top)
 		o.decoded = true
 	}
 }
@@ -289,12 +282,16 @@ func (r *realm) str(s string) goja.Value {
 	if v, ok := r.strs[s]; ok {
 		return v
 	}
-	v := r.vm.ToValue(s)
-	if len(r.strs) < 64 {
-		if r.strs == nil {
-			r.strs = make(map[string]goja.Value)
-		}
-		r.strs[s] = v
+	if len(r.strs) >= 64 {
+		return r.vm.ToValue(s)
 	}
+	// A copy: s may be a part of the fold's payloads (a type found in
+	// one), which the cache must not keep alive.
+	s = strings.Clone(s)
+	v := r.vm.ToValue(s)
+	if r.strs == nil {
+		r.strs = make(map[string]goja.Value)
+	}
+	r.strs[s] = v
 	return v
 }

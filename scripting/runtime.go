@@ -193,7 +193,7 @@ func (r *realm) next(c goja.FunctionCall) goja.Value {
 	for r.cur+1 < len(r.events) {
 		r.cur++
 		ev := &r.events[r.cur]
-		o := r.mem.event(r, ev, r.cur)
+		o := r.mem.event(r, r.events, r.cur)
 		fn := r.reduceV
 		if r.form == formHandlers {
 			if fn = r.handlersV[o.typ()]; fn == nil {
@@ -244,6 +244,7 @@ func (r *realm) end(ok bool) {
 	r.vm.ClearInterrupt()
 	r.reduceV, r.init, r.handlersV, r.anyV, r.revision = nil, nil, nil, nil, nil
 	r.console, r.parent, r.ctx = nil, nil, nil
+	clear(r.strs) // nothing of the fold stays alive in an idle realm
 	if ok && r.clean() {
 		r.s.pool.put(r)
 	}
@@ -374,7 +375,7 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 		}
 	}
 	// One call into JS for all events (see driveProgram).
-	r.events, r.cur, r.foldErr, r.mem = events, -1, nil, newFoldMem(events)
+	r.events, r.cur, r.foldErr, r.mem = events, -1, nil, foldMem{}
 	defer func() { r.events, r.curEvent, r.mem = nil, nil, foldMem{} }()
 	out, err := r.drive(goja.Undefined(), st)
 	if r.foldErr != nil {

@@ -3,6 +3,9 @@ package scripting
 import (
 	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -82,6 +85,85 @@ func TestTypeFromData(t *testing.T) {
 	bad := mustCompile(t, "bad.js", `function reduce(s, e) { if (e.type === "Boom") throw new Error("no"); return s; }`)
 	_, err = fold(t, rt, bad, "bad.1", "", fromData(evs("bad.1", "", `{"type":"Fine"}`, "", `{"type":"Boom"}`)))
 	require_Equal(t, asScriptError(t, err).EventType, "Boom")
+}
+
+// TestFoldMemChunks: a fold's JS events get their memory a chunk at a
+// time, each event its own object, across chunk boundaries.
+func TestFoldMemChunks(t *testing.T) {
+	n := 3*foldChunk + 5
+	events := make([]Event, n)
+	var m foldMem
+	r := &realm{}
+	for i := range events {
+		o := m.event(r, events, i)
+		if o.ev != &events[i] || o.r != r || o.top == nil {
+			t.Fatalf("event %d: got the object of %v", i, o.ev)
+		}
+		if len(m.objs) > n/3 {
+			t.Fatalf("event %d: memory for %d of %d events held at once", i, len(m.objs), n)
+		}
+	}
+}
+
+// TestLongFoldMemory: a fold as long as a rebuild of a long history keeps
+// no memory per event folded, so it passes under a heap limit that all its
+// events' JS objects held at once would exceed (found in review: the first
+// foldMem took memory for the whole fold).
+func TestLongFoldMemory(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("measures the heap; run without -race: go test -run TestLongFoldMemory ./scripting/")
+	}
+	const n = 400_000
+	s := mustCompile(t, "long.js", `function reduce(s, e) { if (e.type === "Deposited") s.b = (s.b || 0) + e.data.amount; return s; }`)
+	events := make([]Event, n)
+	for i := range events {
+		d := fmt.Appendf(nil, `{"type":"Deposited","amount":1,"currency":"EUR","owner":"someone-%06d","note":"padding padding padding"}`, i)
+		events[i] = Event{Data: d, TypeFromData: true, Seq: uint64(i + 1), Version: uint64(i + 1)}
+	}
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	// The garbage collector lets the heap reach about twice what is live:
+	// the events, plus a chunk. Their JS objects all at once are ~350 MB more.
+	rt := NewRuntime(Limits{MaxHeapBytes: int(ms.HeapAlloc) + 200<<20})
+	got, err := fold(t, rt, s, "long.1", "", events)
+	require_NoError(t, err)
+	require_Equal(t, got, fmt.Sprintf(`{"b":%d}`, n))
+	runtime.KeepAlive(events)
+}
+
+// TestIdleRealmMemory: a realm back in its pool keeps nothing of the
+// events it folded (found in review: a type found in a payload, cached by
+// the realm, kept every payload of the fold alive).
+func TestIdleRealmMemory(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("measures the heap; run without -race: go test -run TestIdleRealmMemory ./scripting/")
+	}
+	const n, size = 64, 1 << 20
+	s := mustCompile(t, "idle.js", `function reduce(s, e) { s.n = (s.n || 0) + 1; s.type = e.type; s.last = e.data.note.length; return s; }`)
+	rt := NewRuntime(Limits{})
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	before := heap()
+	func() {
+		events := make([]Event, n)
+		for i := range events {
+			note := strings.Repeat("x", size)
+			events[i] = Event{Data: fmt.Appendf(nil, `{"type":"T%d","note":%q}`, i, note), TypeFromData: true, Seq: uint64(i + 1), Version: uint64(i + 1)}
+		}
+		got, err := fold(t, rt, s, "idle.1", "", events)
+		require_NoError(t, err)
+		require_Equal(t, got, fmt.Sprintf(`{"n":%d,"type":"T%d","last":%d}`, n, n-1, size))
+	}()
+	if grew := int64(heap()) - int64(before); grew > 8<<20 {
+		t.Fatalf("the heap grew by %d MiB after a fold of %d MiB of payloads whose events are gone", grew>>20, n*size>>20)
+	}
+	runtime.KeepAlive(s)
+	runtime.KeepAlive(rt)
 }
 
 func TestFoldDefaultsAndAny(t *testing.T) {

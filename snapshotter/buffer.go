@@ -58,8 +58,9 @@ func (s *Snapshotter) buffer(t *tally, ev event) {
 		return
 	}
 	if len(header) == 0 {
-		// Often a map the consumer emptied (of Nats-Pin-Id): not kept alive
-		// for as long as the tail, where the GC walks it at every cycle.
+		// Often a map that package consumer emptied (it deletes the
+		// Nats-Pin-Id of batched acks): not kept alive for as long as the
+		// tail, where the GC walks it at every cycle.
 		header = nil
 	}
 	t.tail.events = append(t.tail.events, buffered{
