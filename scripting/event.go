@@ -64,6 +64,7 @@ type eventObject struct {
 
 	// The payload as JS sees it, and its type (Event.TypeFromData): decoded
 	// once, when e.data or the type is first needed.
+	payload     string      // ev.Data as a string
 	top         *lazyObject // memory for an object payload, or nil
 	data        goja.Value
 	payloadType string
@@ -176,31 +177,53 @@ func arrayIndex(k string) (uint32, bool) {
 
 // event returns the JS event for ev (outside a fold's foldMem).
 func (r *realm) event(ev *Event) goja.Value {
-	return r.vm.NewDynamicObject(&eventObject{r: r, ev: ev})
+	return r.vm.NewDynamicObject(&eventObject{r: r, ev: ev, payload: string(ev.Data)})
 }
 
 // foldMem is the memory of a fold's JS events, taken for foldChunk events
-// at a time rather than for each event: their event objects and room for
-// their payloads' top-level objects. Nothing is reused: a reducer may keep
-// an event or a part of one in its state, which keeps that chunk alive,
-// and only that chunk. (Memory for a whole fold at once would grow with
-// the fold: a rebuild folds an actor's whole history.) Payloads stay one
-// string each: a value left behind in the VM after a fold keeps one
-// payload alive, not a chunk's.
+// at a time rather than for each event: their event objects, room for their
+// payloads' top-level objects, and their payloads as strings of up to
+// sharedPayloads bytes each (a bigger payload gets a string of its own).
+// Nothing is reused: a reducer may keep an event or a part of one in its
+// state, which keeps that chunk alive, and only that chunk. (Memory for a
+// whole fold at once would grow with the fold: a rebuild folds an actor's
+// whole history.) A value left behind in the VM after a fold (which
+// happens) keeps at most one payload string alive.
 type foldMem struct {
 	objs  []eventObject
 	tops  []lazyObject
 	first int // index in the fold's events of objs[0]
 }
 
-const foldChunk = 128
+const (
+	foldChunk      = 128
+	sharedPayloads = 16 << 10
+)
 
 // event returns the event object of events[i]; it must be called for
 // every event of the fold, in order.
 func (m *foldMem) event(r *realm, events []Event, i int) *eventObject {
 	if m.objs == nil || i-m.first >= len(m.objs) {
-		n := min(foldChunk, len(events)-i)
-		*m = foldMem{objs: make([]eventObject, n), tops: make([]lazyObject, n), first: i}
+		chunk := events[i:min(i+foldChunk, len(events))]
+		*m = foldMem{objs: make([]eventObject, len(chunk)), tops: make([]lazyObject, len(chunk)), first: i}
+		for j := 0; j < len(chunk); {
+			// Payloads j..k-1 share a string.
+			k, n := j, 0
+			for k < len(chunk) && (k == j || n+len(chunk[k].Data) <= sharedPayloads) {
+				n += len(chunk[k].Data)
+				k++
+			}
+			var b strings.Builder
+			b.Grow(n)
+			for _, ev := range chunk[j:k] {
+				b.Write(ev.Data)
+			}
+			all, off := b.String(), 0
+			for ; j < k; j++ {
+				m.objs[j].payload = all[off : off+len(chunk[j].Data)]
+				off += len(chunk[j].Data)
+			}
+		}
 	}
 	o := &m.objs[i-m.first]
 	o.r, o.ev, o.top = r, &events[i], &m.tops[i-m.first]
@@ -210,7 +233,7 @@ func (m *foldMem) event(r *realm, events []Event, i int) *eventObject {
 // decode decodes the payload, once.
 func (o *eventObject) decode() {
 	if !o.decoded {
-		o.data, o.payloadType = decodeEventData(o.r.vm, string(o.ev.Data), o.top)
+		o.data, o.payloadType = decodeEventData(o.r.vm, o.payload, o.top)
 		o.decoded = true
 	}
 }

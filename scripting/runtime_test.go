@@ -88,16 +88,21 @@ func TestTypeFromData(t *testing.T) {
 }
 
 // TestFoldMemChunks: a fold's JS events get their memory a chunk at a
-// time, each event its own object, across chunk boundaries.
+// time, and each its own payload, across chunk boundaries and strings.
 func TestFoldMemChunks(t *testing.T) {
 	n := 3*foldChunk + 5
 	events := make([]Event, n)
+	for i := range events {
+		events[i].Data = fmt.Appendf(nil, `{"i":%d}`, i)
+	}
+	events[foldChunk].Data = nil                                           // empty, at a boundary
+	events[foldChunk+1].Data = []byte(strings.Repeat("x", sharedPayloads)) // a string of its own
 	var m foldMem
 	r := &realm{}
 	for i := range events {
 		o := m.event(r, events, i)
-		if o.ev != &events[i] || o.r != r || o.top == nil {
-			t.Fatalf("event %d: got the object of %v", i, o.ev)
+		if o.ev != &events[i] || o.r != r || o.top == nil || o.payload != string(events[i].Data) {
+			t.Fatalf("event %d: payload %q, want %q", i, o.payload, events[i].Data)
 		}
 		if len(m.objs) > n/3 {
 			t.Fatalf("event %d: memory for %d of %d events held at once", i, len(m.objs), n)
