@@ -106,8 +106,11 @@ func hostileChild(t *testing.T) {
 		got, err := fold(t, rt, s, "hostile.1", "", evs("hostile.1", "Good", `{}`, "Bad", `{}`))
 		took := time.Since(start)
 		// Growth is interrupted after the instruction under way (a string
-		// doubling of a few hundred MiB) ends.
-		if limit := timeout + margin; took > limit && !(c.want == "heap" && took < limit+2*margin) {
+		// doubling of a few hundred MiB) ends, which on a machine short of
+		// fresh memory takes seconds: 1.4 to 4.2 s in all for "string
+		// doubling" in runs on a shared 2-CPU machine. The bound says it
+		// ends, not how fast the machine copies.
+		if limit := timeout + margin; took > limit && !(c.want == "heap" && took < limit+5*time.Second) {
 			t.Errorf("%s: took %s", c.name, took)
 		}
 		if !hostileAsWanted(err, c.want) {
