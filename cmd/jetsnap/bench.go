@@ -851,13 +851,8 @@ func (b *bench) caughtUp(ctx context.Context, js jetstream.JetStream, durable st
 }
 
 // folds times the reducer (scripting.Runtime.Fold) and the native fold over
-// the same folds of the workload's events, each actor's folds chained on
-// the state of the one before, as captures chain on snapshots. Each fold is
-// timed by the reducer and then at once by the native fold, so that both
-// see the same machine: on a shared machine, a burst of load then lands on
-// both sides of the ratio instead of on one (timing all the reducer's
-// folds, then all the native ones, gave ratios from 0.32 to 0.84 between
-// runs). The times are summed over --fold-rounds rounds.
+// the same folds of the workload's events (see foldBoth), summed over
+// --fold-rounds rounds.
 func (b *bench) folds(res *benchResult) {
 	folds := b.w.foldSet(b.o.events, b.o.foldEvents, b.o.every)
 	n := 0
@@ -866,37 +861,52 @@ func (b *bench) folds(res *benchResult) {
 	}
 	res.FoldEvents, res.FoldCalls = n, len(folds)
 	rt := scripting.NewRuntime(limits(b.cfg))
-	ctx := context.Background()
 	var dJS, dGo time.Duration
+	res.NativeMatch = true
 	for r := range b.o.foldRounds {
-		var stateJS, stateGo []byte
-		for i, evs := range folds {
-			actor := evs[0].Actor
-			if i == 0 || folds[i-1][0].Actor != actor {
-				stateJS, stateGo = nil, nil
-			}
-			t0 := time.Now()
-			outJS, errJS := rt.Fold(ctx, b.script, actor, stateJS, evs)
-			t1 := time.Now()
-			outGo, errGo := nativeFold(actor, stateGo, evs)
-			dJS, dGo = dJS+t1.Sub(t0), dGo+time.Since(t1)
+		js, native := foldBoth(rt, b.script, folds, func(actor string, outJS, outGo []byte, errJS, errGo error) {
 			if errJS != nil || errGo != nil {
 				b.log.Warn("fold failed", "actor", actor, "reducer_err", errJS, "native_err", errGo)
-			}
-			if r == 0 && i == 0 {
-				res.NativeMatch = true
 			}
 			if r == 0 && res.NativeMatch && string(outJS) != string(outGo) {
 				res.NativeMatch = false
 				b.log.Warn("the native fold differs from the reducer: the reducer ratio compares different work",
 					"actor", actor, "reducer", string(outJS), "native", string(outGo))
 			}
-			stateJS, stateGo = outJS, outGo
-		}
+		})
+		dJS, dGo = dJS+js, dGo+native
 	}
 	n *= b.o.foldRounds
 	res.ReduceRate, res.NativeRate = rate(n, dJS), rate(n, dGo)
 	res.ReduceRatio = res.ReduceRate / res.NativeRate
+}
+
+// foldBoth folds each of folds with script and then with nativeFold, each
+// actor's folds chained on the state of the one before, as captures chain
+// on snapshots, and returns the time each took in all. Each fold is timed
+// by the reducer and then at once by the native fold, so that both see the
+// same machine: on a shared machine a burst of load then lands on both
+// sides of the ratio instead of on one (timing all the reducer's folds,
+// then all the native ones, gave ratios from 0.32 to 0.84 between runs).
+// check sees the outputs of every fold.
+func foldBoth(rt *scripting.Runtime, script *scripting.Script, folds [][]scripting.Event,
+	check func(actor string, outJS, outGo []byte, errJS, errGo error)) (js, native time.Duration) {
+	ctx := context.Background()
+	var stateJS, stateGo []byte
+	for i, evs := range folds {
+		actor := evs[0].Actor
+		if i == 0 || folds[i-1][0].Actor != actor {
+			stateJS, stateGo = nil, nil
+		}
+		t0 := time.Now()
+		outJS, errJS := rt.Fold(ctx, script, actor, stateJS, evs)
+		t1 := time.Now()
+		outGo, errGo := nativeFold(actor, stateGo, evs)
+		js, native = js+t1.Sub(t0), native+time.Since(t1)
+		check(actor, outJS, outGo, errJS, errGo)
+		stateJS, stateGo = outJS, outGo
+	}
+	return js, native
 }
 
 // ingest publishes a quarter of the workload again, as fast as it goes,

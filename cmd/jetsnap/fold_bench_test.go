@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os"
 	"testing"
 	"time"
@@ -35,26 +34,17 @@ func BenchmarkFoldAccount(b *testing.B) {
 		b.Fatal(err)
 	}
 	rt := scripting.NewRuntime(scripting.Limits{})
-	ctx := context.Background()
 	var js, native time.Duration
 	n := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		var stateJS, stateGo []byte
-		for i, evs := range folds {
-			actor := evs[0].Actor
-			if i == 0 || folds[i-1][0].Actor != actor {
-				stateJS, stateGo = nil, nil
-			}
-			t0 := time.Now()
-			outJS, errJS := rt.Fold(ctx, script, actor, stateJS, evs)
-			t1 := time.Now()
-			outGo, errGo := nativeFold(actor, stateGo, evs)
-			js, native = js+t1.Sub(t0), native+time.Since(t1)
+		dJS, dGo := foldBoth(rt, script, folds, func(actor string, outJS, outGo []byte, errJS, errGo error) {
 			if errJS != nil || errGo != nil || string(outJS) != string(outGo) {
 				b.Fatalf("%s: reducer %s (%v), native %s (%v)", actor, outJS, errJS, outGo, errGo)
 			}
-			stateJS, stateGo = outJS, outGo
+		})
+		js, native = js+dJS, native+dGo
+		for _, evs := range folds {
 			n += len(evs)
 		}
 	}
