@@ -39,6 +39,10 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 	return func(o *options) { o.tracers = tp }
 }
 
+// EventStarted is the event of a capture span when a worker takes the
+// capture; the span itself starts when the actor became due.
+const EventStarted = "started"
+
 // InstrumentationName names the meter and tracer of this package.
 const InstrumentationName = "github.com/jetsnap/jetsnap/snapshotter"
 
@@ -169,6 +173,7 @@ func (t *telemetry) startCapture(ctx context.Context, j job) (context.Context, t
 		opts = append(opts, trace.WithTimestamp(j.queued))
 	}
 	ctx, span := t.tracer.Start(ctx, "jetsnap.capture "+j.typ, opts...)
+	span.AddEvent(EventStarted) // a worker took it: the span's start is when it was queued
 	if span.IsRecording() && j.msg != nil {
 		if sc := producerSpan(j.msg); sc.IsValid() {
 			span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attrSeq.Int64(int64(j.seq))}})

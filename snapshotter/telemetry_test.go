@@ -120,6 +120,11 @@ func TestTelemetry(t *testing.T) {
 		if v, _ := attrs.Value("jetsnap.outcome"); v.AsString() != "published" {
 			t.Errorf("%s: outcome %q", key, v.AsString())
 		}
+		// Queued, then started by a worker, then ended.
+		if ev := s.Events(); len(ev) == 0 || ev[0].Name != snapshotter.EventStarted ||
+			ev[0].Time.Before(s.StartTime()) || ev[0].Time.After(s.EndTime()) {
+			t.Errorf("%s: events %+v, want %q first, between the span's start %v and end %v", key, ev, snapshotter.EventStarted, s.StartTime(), s.EndTime())
+		}
 	}
 	links := func(key string) []trace.SpanContext {
 		var out []trace.SpanContext
