@@ -253,6 +253,12 @@ type benchResult struct {
 	LagMaxPending    uint64 `json:"lag_max_undelivered"`
 	LagMaxAckPending int    `json:"lag_max_unacked"`
 	LagMaxQueued     int64  `json:"lag_max_captures_queued"`
+	// Where the slowest 1 % of snapshots (lag at or above p99) spent their
+	// lag, on average: until jetsnap had the event and queued the capture,
+	// waiting for a worker, and in the capture (fold, reads, publish).
+	LagSlowDueMs     float64 `json:"lag_slowest_until_due_ms"`
+	LagSlowQueuedMs  float64 `json:"lag_slowest_queued_ms"`
+	LagSlowCaptureMs float64 `json:"lag_slowest_capture_ms"`
 
 	// Reader.
 	LongEvents   int     `json:"long_actor_events"`
@@ -280,6 +286,7 @@ type bench struct {
 	scripts *scripting.Registry
 	script  *scripting.Script
 	conns   []*nats.Conn
+	clock   captureClock // times the pipeline's captures during the lag measurement
 }
 
 func (b *bench) say(format string, args ...any) {
@@ -785,7 +792,8 @@ func (p *pipe) stop() {
 // watcher are left out: neither is on the measured path, and a bench
 // service would answer a production jetsnap's requests on a shared server.
 func (b *bench) startPipeline(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, durable string) (*pipe, error) {
-	snap, err := snapshotter.New(snapshotterConfig(b.cfg), nc, js, b.scripts, b.log)
+	snap, err := snapshotter.New(snapshotterConfig(b.cfg), nc, js, b.scripts, b.log,
+		snapshotter.WithTracerProvider(b.clock.tracerProvider()))
 	if err != nil {
 		return nil, err
 	}
@@ -1010,14 +1018,18 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 			}
 		}
 	}()
+	b.clock.start()
 	_, lastSeq, err := publish(ctx, pubJS, n, func(i int) *nats.Msg { return b.w.msg(offset+i, b.w.id(b.w.actor(offset+i))) }, pace,
 		func(i int, seq uint64) { seqs[i] = seq })
 	stopWatch()
 	<-watched
 	if err != nil {
+		b.clock.stop()
 		return err
 	}
-	if err := b.caughtUp(ctx, adminJS, p.durable, lastSeq, 0, p); err != nil {
+	err = b.caughtUp(ctx, adminJS, p.durable, lastSeq, 0, p)
+	times := b.clock.stop()
+	if err != nil {
 		return err
 	}
 	if err := subNC.Flush(); err != nil {
@@ -1030,16 +1042,38 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 	mu.Lock()
 	defer mu.Unlock()
 	var lags []time.Duration
+	type sample struct {
+		seq uint64
+		lag time.Duration
+	}
+	var samples []sample
 	for _, s := range got {
 		if t, ok := at[s.lastSeq]; ok {
 			lags = append(lags, s.at-t)
+			samples = append(samples, sample{s.lastSeq, s.at - t})
 		}
 	}
 	if len(lags) == 0 {
 		return fmt.Errorf("no snapshot during the %v of paced publishing: raise --lag-duration", b.o.lagDuration)
 	}
 	res.LagSamples = len(lags)
-	res.LagP50Ms, res.LagP99Ms, res.LagMaxMs = ms(pct(lags, 0.50)), ms(pct(lags, 0.99)), ms(pct(lags, 1))
+	p99 := pct(lags, 0.99)
+	res.LagP50Ms, res.LagP99Ms, res.LagMaxMs = ms(pct(lags, 0.50)), ms(p99), ms(pct(lags, 1))
+	var due, queued, captured time.Duration
+	slow := 0
+	for _, s := range samples {
+		t, ok := times[s.seq]
+		if s.lag < p99 || !ok {
+			continue
+		}
+		slow++
+		due += t.due.Sub(base) - at[s.seq]
+		queued += t.started.Sub(t.due)
+		captured += t.ended.Sub(t.started)
+	}
+	if slow > 0 {
+		res.LagSlowDueMs, res.LagSlowQueuedMs, res.LagSlowCaptureMs = ms(due)/float64(slow), ms(queued)/float64(slow), ms(captured)/float64(slow)
+	}
 	return nil
 }
 
@@ -1170,6 +1204,8 @@ func (r *benchResult) print(w io.Writer) {
 	row("snapshot lag p50 / p99", fmt.Sprintf("%.1f / %.1f ms", r.LagP50Ms, r.LagP99Ms),
 		fmt.Sprintf("at %s, %s snapshots, max %.0f ms", rateStr(r.LagRate), count(r.LagSamples), r.LagMaxMs), "", "p99 <= 50 ms "+ok("lag_p99_ms"))
 	row("  captures queued, at most", count(int(r.LagMaxQueued)), fmt.Sprintf("%d workers", r.Workers), "", "")
+	row("  slowest 1 %: due / queued / capture", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.LagSlowDueMs, r.LagSlowQueuedMs, r.LagSlowCaptureMs),
+		"means: publish to due, wait for a worker, capture", "", "")
 	row(fmt.Sprintf("load %s-event actor p50 / p99", count(r.LongEvents)), fmt.Sprintf("%.2f / %.2f ms", r.LoadP50Ms, r.LoadP99Ms),
 		fmt.Sprintf("full replay: %.0f / %.0f ms", r.ReplayP50Ms, r.ReplayP99Ms), fmt.Sprintf("%.0fx", r.LoadSpeedup),
 		"p50 <= 2 ms "+ok("load_p50_ms")+", >= 100x "+ok("load_speedup"))

@@ -41,6 +41,14 @@ func TestBench(t *testing.T) {
 			t.Errorf("%s = %v, want a positive number", k, res[k])
 		}
 	}
+	// The slowest snapshots' lag, taken apart from the capture spans: each
+	// part took time, and together they are within the lag measured from
+	// outside (the snapshot may be seen a little before its publish is
+	// acknowledged, hence the margin).
+	due, queued, capture := res["lag_slowest_until_due_ms"].(float64), res["lag_slowest_queued_ms"].(float64), res["lag_slowest_capture_ms"].(float64)
+	if due <= 0 || queued < 0 || capture <= 0 || due+queued+capture > res["lag_max_ms"].(float64)+50 {
+		t.Errorf("slowest snapshots: %.2f ms until due, %.2f queued, %.2f capturing; lag at most %v ms", due, queued, capture, res["lag_max_ms"])
+	}
 	if res["native_fold_matches_reducer"] != true {
 		t.Errorf("the native fold differs from scripts/account.js:\n%s", stderr.String())
 	}
