@@ -273,13 +273,7 @@ func TestStreamPurged(t *testing.T) {
 	waitFor(t, time.Minute, "snapshots", e.settled(o.strategy, e.allEvents()))
 	before := e.allEvents()
 	ctx := context.Background()
-	stream, err := e.js.Stream(ctx, "EVENTS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Purge(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.purgeEvents()
 	j.stop() // and restart, so tallies are rebuilt from the snapshots
 	j = e.run(o)
 	e.publish(subjects[:50], types[:50]) // 10 more per actor
@@ -318,13 +312,7 @@ func TestReducerChangeAfterPurge(t *testing.T) {
 	e.publish(subjects, types)
 	waitFor(t, time.Minute, "snapshots", e.settled(o.strategy, e.allEvents()))
 	ctx := context.Background()
-	stream, err := e.js.Stream(ctx, "EVENTS")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.Purge(ctx); err != nil {
-		t.Fatal(err)
-	}
+	e.purgeEvents()
 	e.script("account", "testdata/probe2.js")
 	waitFor(t, 10*time.Second, "jetsnap to load r2", func() bool {
 		s, ok := j.scripts.Lookup("account")
@@ -339,5 +327,17 @@ func TestReducerChangeAfterPurge(t *testing.T) {
 	snap, err := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, nil).Latest(ctx, "account.0")
 	if err != nil || snap.Version != 30 || strings.HasSuffix(snap.Reducer, "@r2") {
 		t.Errorf("latest snapshot: v%d by %s (%v); want the old v30", snap.Version, snap.Reducer, err)
+	}
+}
+
+// purgeEvents purges the EVENTS stream, as events aging out would.
+func (e *env) purgeEvents() {
+	e.t.Helper()
+	stream, err := e.js.Stream(context.Background(), "EVENTS")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := stream.Purge(context.Background()); err != nil {
+		e.t.Fatal(err)
 	}
 }
