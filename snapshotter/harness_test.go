@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -426,7 +427,24 @@ func (e *env) settled(st snapshotter.Strategy, events map[string][]storedEvent) 
 			want[actor] = p[len(p)-1]
 		}
 	}
+	var mu sync.Mutex // the cleanup may run while a waitFor still calls
+	e.t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !e.t.Failed() || len(want) == 0 {
+			return
+		}
+		behind := slices.Sorted(maps.Keys(want))
+		e.t.Logf("%d actors not caught up; the first of them:", len(behind))
+		for _, actor := range behind[:min(len(behind), 5)] {
+			snap, err := r.Latest(context.Background(), actor)
+			e.t.Logf("  %s: want version %d, latest snapshot version %d (err %v), %d events in the stream",
+				actor, want[actor], snap.Version, err, len(events[actor]))
+		}
+	})
 	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
 		for actor, v := range want {
 			snap, err := r.Latest(context.Background(), actor)
 			if err != nil || snap.Version < v {
