@@ -119,14 +119,15 @@ type Snapshotter struct {
 	stats   Stats
 	tel     *telemetry
 
-	mu       sync.Mutex // guards the fields below; Handle and the age sweep hold it
-	tallies  map[string]*tally
-	lastDseq uint64 // highest consumer delivery sequence seen
-	epoch    uint32 // bumped whenever deliveries stop being contiguous
-	keyBuf   []byte
-	closed   bool
-	noScript map[string]bool // actor types already reported without a reducer
-	workers  []chan job
+	mu         sync.Mutex // guards the fields below; Handle and the age sweep hold it
+	tallies    map[string]*tally
+	lastDseq   uint64 // highest consumer delivery sequence seen
+	redelivery bool   // the last delivery was a redelivery
+	epoch      uint32 // bumped whenever deliveries stop being contiguous
+	keyBuf     []byte
+	closed     bool
+	noScript   map[string]bool // actor types already reported without a reducer
+	workers    []chan job
 
 	gen        atomic.Uint64 // bumped by a reset; older jobs are dropped
 	resetAsked atomic.Bool   // a worker found the stream changed: reset at the next event
@@ -259,8 +260,14 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	if s.resetAsked.Load() && s.resetAsked.CompareAndSwap(true, false) {
 		s.resetLocked("the EVENTS stream no longer matches a snapshot")
 	}
-	contiguous := r.Delivered == 1 && dseq == s.lastDseq+1
+	// First deliveries come in stream order, so two of them with
+	// consecutive delivery sequences have no event of the stream between
+	// them that went elsewhere. A redelivery is an older event: newer ones
+	// may have gone elsewhere before it, so it ends the epoch for itself
+	// and for the delivery after it.
+	contiguous := r.Delivered == 1 && dseq == s.lastDseq+1 && !s.redelivery
 	s.lastDseq = max(s.lastDseq, dseq)
+	s.redelivery = r.Delivered > 1
 	if !contiguous {
 		s.epoch++
 	}
