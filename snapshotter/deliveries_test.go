@@ -10,70 +10,71 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// TestRedeliveryThenFirstDelivery: two processes share a durable (ack mode
-// each). An event handed back comes again after newer events went to the
-// other process, and the next first delivery follows it in delivery
-// sequence. That next event must be counted against the stream, not as
-// the version after the redelivered one: the events between them went
-// elsewhere. Counted wrong, the actor's placement is acknowledged as not
-// due and its snapshot never made (seen in TestFaultTwoProcesses).
+// These tests hand deliveries of one durable (ack mode each) to two
+// Snapshotters, as two processes sharing it would get them, in an order
+// chosen by the test. An event counted as the version after the one
+// before it, when events between them went to the other process, makes
+// the actor's placement acknowledged as not due, and its snapshot is
+// never made (seen in TestFaultTwoProcesses).
+
+// TestRedeliveryThenFirstDelivery: an event handed back comes again after
+// a newer event of its actor went to the other process, and the next
+// first delivery follows it in delivery sequence.
 func TestRedeliveryThenFirstDelivery(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	st := snapshotter.Strategy{Kind: snapshotter.KindInterval, Every: 3}
 	a, b := e.handler(st), e.handler(st)
+	d := e.shared()
 
-	stream, _ := e.js.Stream(ctx, "EVENTS")
-	cons, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "shared", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
+	e.publishOne("events.account.x") // seq 1
+	e.publishOne("events.account.x") // seq 2
+	first := d.next(1, 1)
+	b.Handle(d.next(2, 1)) // version 2, at the other process
+	if err := first.Nak(); err != nil {
 		t.Fatal(err)
 	}
-	next := func(want uint64, delivered uint64) jetstream.Msg {
-		t.Helper()
-		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, ok := <-batch.Messages()
-		if !ok {
-			t.Fatalf("no delivery of seq %d: %v", want, batch.Error())
-		}
-		md, err := m.Metadata()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if md.Sequence.Stream != want || md.NumDelivered != delivered {
-			t.Fatalf("delivered seq %d (delivery #%d), want seq %d (delivery #%d)", md.Sequence.Stream, md.NumDelivered, want, delivered)
-		}
-		return m
-	}
+	a.Handle(d.next(1, 2))           // version 1, redelivered
+	e.publishOne("events.account.x") // seq 3
+	a.Handle(d.next(3, 1))           // version 3: a placement
 
-	for range 2 {
-		if _, err := e.js.Publish(ctx, "events.account.x", []byte(`{"type":"Deposited"}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := next(1, 1).NakWithDelay(200 * time.Millisecond); err != nil { // handed back
-		t.Fatal(err)
-	}
-	b.Handle(next(2, 1)) // version 2, at the other process
-	a.Handle(next(1, 2)) // version 1 again, redelivered
-	if _, err := e.js.Publish(ctx, "events.account.x", []byte(`{"type":"Deposited"}`)); err != nil {
-		t.Fatal(err)
-	}
-	a.Handle(next(3, 1)) // version 3: a placement
+	e.wantSnapshot(a, "account.x", 3, 3)
+}
 
-	waitFor(t, 10*time.Second, "captures to finish", func() bool { return a.Stats().Queued.Load() == 0 })
-	r := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, nil)
-	snap, err := r.Latest(ctx, "account.x")
-	switch {
-	case errors.Is(err, snapshotter.ErrNoSnapshot):
-		t.Fatal("no snapshot of account.x: the event at version 3 was taken for version 2 and acknowledged as not due")
-	case err != nil:
+// TestRecreatedDurableUnnoticed: the durable is deleted and created again
+// without this process noticing (no Reset), and its delivery sequence
+// starts again at 1. The delivery after the highest one this process saw
+// before is not contiguous with the last one it saw.
+func TestRecreatedDurableUnnoticed(t *testing.T) {
+	e := newEnv(t)
+	st := snapshotter.Strategy{Kind: snapshotter.KindInterval, Every: 3}
+	a, b := e.handler(st), e.handler(st)
+	d := e.shared()
+
+	e.publishOne("events.account.x") // seq 1
+	e.publishOne("events.account.y") // seq 2
+	e.publishOne("events.account.y") // seq 3
+	first := d.next(1, 1)
+	a.Handle(d.next(2, 1))
+	a.Handle(d.next(3, 1))
+	if err := first.Nak(); err != nil {
 		t.Fatal(err)
-	case snap.Version != 3 || snap.LastSeq != 3:
-		t.Fatalf("snapshot version %d at seq %d, want version 3 at seq 3", snap.Version, snap.LastSeq)
 	}
+	a.Handle(d.next(1, 2)) // delivery 4: x at version 1
+
+	stream, _ := e.js.Stream(context.Background(), "EVENTS")
+	if err := stream.DeleteConsumer(context.Background(), "shared"); err != nil {
+		t.Fatal(err)
+	}
+	d = e.shared()
+	e.publishOne("events.account.x") // seq 4
+	e.publishOne("events.account.x") // seq 5
+	a.Handle(d.next(1, 1))           // delivery 1: x at version 1 again
+	b.Handle(d.next(2, 1))
+	b.Handle(d.next(3, 1))
+	b.Handle(d.next(4, 1)) // x at version 2, at the other process
+	a.Handle(d.next(5, 1)) // delivery 5: x at version 3, a placement
+
+	e.wantSnapshot(a, "account.x", 3, 5)
 }
 
 // handler is a Snapshotter whose workers run until the test ends, fed by
@@ -90,4 +91,66 @@ func (e *env) handler(st snapshotter.Strategy) *snapshotter.Snapshotter {
 	go func() { defer close(done); _ = snap.Run(ctx) }()
 	e.t.Cleanup(func() { cancel(); <-done })
 	return snap
+}
+
+func (e *env) publishOne(subject string) {
+	e.t.Helper()
+	if _, err := e.js.Publish(context.Background(), subject, []byte(`{"type":"Deposited"}`)); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// sharedDurable fetches from the durable "shared" one message at a time.
+type sharedDurable struct {
+	t    *testing.T
+	cons jetstream.Consumer
+}
+
+func (e *env) shared() sharedDurable {
+	e.t.Helper()
+	stream, _ := e.js.Stream(context.Background(), "EVENTS")
+	cons, err := stream.CreateConsumer(context.Background(), jetstream.ConsumerConfig{Durable: "shared", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return sharedDurable{t: e.t, cons: cons}
+}
+
+// next fetches the next delivery and checks that it is event seq on its
+// delivered-th delivery.
+func (d sharedDurable) next(seq, delivered uint64) jetstream.Msg {
+	d.t.Helper()
+	batch, err := d.cons.Fetch(1, jetstream.FetchMaxWait(10*time.Second))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	m, ok := <-batch.Messages()
+	if !ok {
+		d.t.Fatalf("no delivery of seq %d: %v", seq, batch.Error())
+	}
+	md, err := m.Metadata()
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	if md.Sequence.Stream != seq || md.NumDelivered != delivered {
+		d.t.Fatalf("delivered seq %d (delivery #%d), want seq %d (delivery #%d)", md.Sequence.Stream, md.NumDelivered, seq, delivered)
+	}
+	return m
+}
+
+// wantSnapshot waits for s's captures and checks the actor's latest
+// snapshot.
+func (e *env) wantSnapshot(s *snapshotter.Snapshotter, actor string, version, lastSeq uint64) {
+	e.t.Helper()
+	waitFor(e.t, 10*time.Second, "captures to finish", func() bool { return s.Stats().Queued.Load() == 0 })
+	r := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, nil)
+	snap, err := r.Latest(context.Background(), actor)
+	switch {
+	case errors.Is(err, snapshotter.ErrNoSnapshot):
+		e.t.Fatalf("no snapshot of %s: its event at version %d was counted as an earlier version and acknowledged as not due", actor, version)
+	case err != nil:
+		e.t.Fatal(err)
+	case snap.Version != version || snap.LastSeq != lastSeq:
+		e.t.Fatalf("snapshot of %s: version %d at seq %d, want version %d at seq %d", actor, snap.Version, snap.LastSeq, version, lastSeq)
+	}
 }

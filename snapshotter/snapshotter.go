@@ -121,7 +121,7 @@ type Snapshotter struct {
 
 	mu         sync.Mutex // guards the fields below; Handle and the age sweep hold it
 	tallies    map[string]*tally
-	lastDseq   uint64 // highest consumer delivery sequence seen
+	lastDseq   uint64 // consumer delivery sequence of the last delivery
 	redelivery bool   // the last delivery was a redelivery
 	epoch      uint32 // bumped whenever deliveries stop being contiguous
 	keyBuf     []byte
@@ -265,9 +265,10 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	// them that went elsewhere. A redelivery is an older event: newer ones
 	// may have gone elsewhere before it, so it ends the epoch for itself
 	// and for the delivery after it.
+	// The last sequence, not the highest: a durable deleted and created
+	// again, unnoticed, numbers its deliveries from 1 again.
 	contiguous := r.Delivered == 1 && dseq == s.lastDseq+1 && !s.redelivery
-	s.lastDseq = max(s.lastDseq, dseq)
-	s.redelivery = r.Delivered > 1
+	s.lastDseq, s.redelivery = dseq, r.Delivered > 1
 	if !contiguous {
 		s.epoch++
 	}
