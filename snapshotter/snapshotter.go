@@ -374,7 +374,12 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 	s.stats.Resyncs.Add(1)
 	filter := s.cfg.Pattern.ActorFilter(ev.typ, ev.id)
 	fresh := t == nil
+	var first <-chan nextResult
 	if fresh {
+		// Most actors seen for the first time have no snapshot yet: then
+		// the count starts at the stream's start, so read the actor's first
+		// event there while the snapshot is looked up.
+		first = s.store.nextAsync(ctx, filter, 1)
 		t = &tally{}
 		snap, err := s.store.latestSnapshot(ctx, s.snapshotSubject(key))
 		switch {
@@ -400,7 +405,10 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 		s.install(key, t, fresh)
 		return nil
 	}
-	k, err := s.countUpTo(ctx, filter, t.lastSeq+1, ev.seq)
+	if t.lastSeq > 0 {
+		first = nil // counted from a snapshot, not from the stream's start
+	}
+	k, err := s.countUpTo(ctx, filter, t.lastSeq+1, ev.seq, first)
 	if err != nil {
 		return err
 	}
@@ -457,8 +465,16 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 // countUpTo counts the actor's events in [from, to], where to is the event
 // being handled. Mostly there are none before it (a new actor, or the first
 // event after its snapshot), which one cheap read shows; counting costs more.
-func (s *Snapshotter) countUpTo(ctx context.Context, filter string, from, to uint64) (uint64, error) {
-	first, err := s.store.next(ctx, filter, from)
+// early, if not nil, brings that read, made already.
+func (s *Snapshotter) countUpTo(ctx context.Context, filter string, from, to uint64, early <-chan nextResult) (uint64, error) {
+	var first storedMsg
+	var err error
+	if early != nil {
+		r := <-early
+		first, err = r.msg, r.err
+	} else {
+		first, err = s.store.next(ctx, filter, from)
+	}
 	switch {
 	case errors.Is(err, errNotFound):
 		return 0, nil

@@ -159,6 +159,22 @@ func (s *store) next(ctx context.Context, filter string, seq uint64) (storedMsg,
 	return parseStored(m)
 }
 
+type nextResult struct {
+	msg storedMsg
+	err error
+}
+
+// nextAsync is next, answered on the channel returned, so that the caller
+// can make another read meanwhile.
+func (s *store) nextAsync(ctx context.Context, filter string, seq uint64) <-chan nextResult {
+	ch := make(chan nextResult, 1)
+	go func() {
+		m, err := s.next(ctx, filter, seq)
+		ch <- nextResult{m, err}
+	}()
+	return ch
+}
+
 // scan calls fn for each event in the EVENTS stream that matches filter,
 // in sequence order, from sequence from up to and including upTo, at most
 // limit of them (limit <= 0: no limit). It stops early when fn returns
