@@ -49,53 +49,62 @@ func (e *ReducerError) Error() string {
 
 func (e *ReducerError) Unwrap() error { return e.Err }
 
-// work runs the captures of one worker until its queue is closed. A capture
-// that fails for a passing reason (NATS unreachable, a timeout) is retried
-// in place, so that one actor's captures stay in order; after stop (the end
-// of Run's context) it is abandoned instead, unacknowledged, to be
-// redelivered.
-func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime, jobs <-chan job) {
-	for j := range jobs {
-		if j.gen != s.gen.Load() {
-			// Queued before a reset: its actor is counted again, and its
-			// event, if any, belongs to a consumer that is gone.
-			s.release(j.tail)
-			s.stats.Queued.Add(-1)
-			continue
+// work runs captures until the queue is closed and empty.
+func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime) {
+	for {
+		j, ok := s.captures.take()
+		if !ok {
+			return
 		}
-		s.stats.Running.Add(1)
-		if j.msg != nil && time.Since(j.queued) > s.cfg.AckWait/2 {
+		s.runCapture(ctx, stop, rt, j)
+		s.captures.done(j.key)
+	}
+}
+
+// runCapture runs one capture. A capture that fails for a passing reason
+// (NATS unreachable, a timeout) is retried in place, so that its actor's
+// captures stay in order; after stop (the end of Run's context) it is
+// abandoned instead, unacknowledged, to be redelivered.
+func (s *Snapshotter) runCapture(ctx, stop context.Context, rt *scripting.Runtime, j job) {
+	if j.gen != s.gen.Load() {
+		// Queued before a reset: its actor is counted again, and its
+		// event, if any, belongs to a consumer that is gone.
+		s.release(j.tail)
+		s.stats.Queued.Add(-1)
+		return
+	}
+	s.stats.Running.Add(1)
+	if j.msg != nil && time.Since(j.queued) > s.cfg.AckWait/2 {
+		_ = j.msg.InProgress()
+	}
+	jctx, span := s.tel.startCapture(ctx, j)
+	backoff := 50 * time.Millisecond
+	for {
+		// A deadline per attempt: streams reads and the publish have their
+		// own, this one also covers the fold and the retries inside.
+		actx, cancel := context.WithTimeout(jctx, 3*requestTimeout+s.cfg.Limits.Timeout)
+		snap, err := s.capture(actx, rt, j)
+		cancel()
+		if !transient(err) || ctx.Err() != nil || stop.Err() != nil {
+			s.settle(j, err)
+			s.tel.settled(jctx, span, j, snap, err)
+			break
+		}
+		s.stats.CaptureErrors.Add(1)
+		s.tel.retry(span, err)
+		s.log.Warn("capture failed; retrying", "actor", j.key, "version", j.version, "retry_in", backoff, "err", err)
+		if j.msg != nil {
 			_ = j.msg.InProgress()
 		}
-		jctx, span := s.tel.startCapture(ctx, j)
-		backoff := 50 * time.Millisecond
-		for {
-			// A deadline per attempt: streams reads and the publish have their
-			// own, this one also covers the fold and the retries inside.
-			actx, cancel := context.WithTimeout(jctx, 3*requestTimeout+s.cfg.Limits.Timeout)
-			snap, err := s.capture(actx, rt, j)
-			cancel()
-			if !transient(err) || ctx.Err() != nil || stop.Err() != nil {
-				s.settle(j, err)
-				s.tel.settled(jctx, span, j, snap, err)
-				break
-			}
-			s.stats.CaptureErrors.Add(1)
-			s.tel.retry(span, err)
-			s.log.Warn("capture failed; retrying", "actor", j.key, "version", j.version, "retry_in", backoff, "err", err)
-			if j.msg != nil {
-				_ = j.msg.InProgress()
-			}
-			select {
-			case <-time.After(backoff):
-			case <-stop.Done():
-			}
-			backoff = min(2*backoff, 5*time.Second)
+		select {
+		case <-time.After(backoff):
+		case <-stop.Done():
 		}
-		s.release(j.tail)
-		s.stats.Running.Add(-1)
-		s.stats.Queued.Add(-1)
+		backoff = min(2*backoff, 5*time.Second)
 	}
+	s.release(j.tail)
+	s.stats.Running.Add(-1)
+	s.stats.Queued.Add(-1)
 }
 
 // transient reports whether a capture error may pass by itself.

@@ -5,7 +5,8 @@
 // Data flows one way. The consumer hands every event to Handle, which runs
 // on one goroutine: it counts the event into its actor's tally and, when the
 // strategy says the actor is due, queues a capture. A fixed pool of workers,
-// one scripting.Runtime each, runs the captures: read the actor's last
+// one scripting.Runtime each, runs the captures, an actor's one at a time
+// and in order (captureQueue): read the actor's last
 // snapshot and the events after it from the streams, fold, publish. An
 // event is acknowledged once tallied, except an event that makes its actor
 // due: that one is acknowledged after its snapshot is published, so a crash
@@ -42,7 +43,7 @@ type Config struct {
 	SnapshotStream  string   // default SNAPSHOTS
 	SnapshotPrefix  string   // default snapshots
 	Workers         int      // capture workers, default 4
-	QueueSize       int      // captures queued per worker before Handle blocks, default 256
+	QueueSize       int      // captures queued per worker (QueueSize × Workers in all) before Handle blocks, default 256
 	AckWait         time.Duration
 	ShutdownTimeout time.Duration // how long Run waits for queued captures at the end, default 10s
 	BufferBytes     int64         // memory for events buffered for captures, default 64 MiB; 0 in the zero Config
@@ -127,7 +128,7 @@ type Snapshotter struct {
 	keyBuf     []byte
 	closed     bool
 	noScript   map[string]bool // actor types already reported without a reducer
-	workers    []chan job
+	captures   *captureQueue
 
 	gen        atomic.Uint64 // bumped by a reset; older jobs are dropped
 	resetAsked atomic.Bool   // a worker found the stream changed: reset at the next event
@@ -167,15 +168,12 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.R
 		log:      log,
 		tallies:  make(map[string]*tally),
 		noScript: make(map[string]bool),
-		workers:  make([]chan job, cfg.Workers),
 	}
 	var err error
 	if s.tel, err = newTelemetry(o, &s.stats); err != nil {
 		return nil, fmt.Errorf("snapshotter: metrics: %w", err)
 	}
-	for i := range s.workers {
-		s.workers[i] = make(chan job, cfg.QueueSize)
-	}
+	s.captures = newCaptureQueue(cfg.QueueSize * cfg.Workers)
 	s.failed = make(map[string]job)
 	scripts.OnChange(s.reducerChanged)
 	return s, nil
@@ -192,9 +190,9 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	jobCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
 	var wg sync.WaitGroup
-	for _, jobs := range s.workers {
+	for range s.cfg.Workers {
 		rt := scripting.NewRuntime(s.cfg.Limits)
-		wg.Go(func() { s.work(jobCtx, ctx, rt, jobs) })
+		wg.Go(func() { s.work(jobCtx, ctx, rt) })
 	}
 	if s.cfg.Strategy.UsesAge() {
 		wg.Go(func() { s.sweep(ctx) })
@@ -203,9 +201,7 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 
 	s.mu.Lock()
 	s.closed = true
-	for _, jobs := range s.workers {
-		close(jobs)
-	}
+	s.captures.close()
 	s.mu.Unlock()
 
 	done := make(chan struct{})
@@ -322,8 +318,8 @@ func (s *Snapshotter) evaluate(t *tally, ev event, key *string) {
 	s.queue(job{key: k, typ: ev.typ, id: ev.id, version: t.version, seq: ev.seq, msg: ev.msg, tail: tail})
 }
 
-// queue hands a capture to the worker that owns its actor, so that one
-// actor's captures run in order. The caller holds s.mu.
+// queue hands a capture to the workers; one actor's captures run in order
+// (captureQueue). The caller holds s.mu, and has checked s.closed.
 func (s *Snapshotter) queue(j job) {
 	if _, ok := s.scripts.Lookup(j.typ); !ok {
 		s.stats.NoScript.Add(1)
@@ -339,9 +335,10 @@ func (s *Snapshotter) queue(j job) {
 	j.queued = time.Now()
 	j.gen = s.gen.Load()
 	s.stats.Queued.Add(1)
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(j.key))
-	s.workers[h.Sum32()%uint32(len(s.workers))] <- j
+	if !s.captures.put(j) { // not after Run closed it, as the caller checked
+		s.stats.Queued.Add(-1)
+		s.release(j.tail)
+	}
 }
 
 func (s *Snapshotter) ack(msg jetstream.Msg) {
