@@ -81,9 +81,14 @@ func (q *captureQueue) next() (job, bool) {
 // done ends the running capture of actor key.
 func (q *captureQueue) done(key string) {
 	q.mu.Lock()
+	defer q.mu.Unlock()
 	delete(q.running, key)
-	q.mu.Unlock()
-	q.ready.Broadcast() // a capture of this actor may be waiting, for any worker
+	switch {
+	case q.closed && len(q.jobs) == 0:
+		q.ready.Broadcast() // the last one: every idle worker can stop
+	case len(q.jobs) > 0:
+		q.ready.Signal() // at most one capture, of this actor, can be taken now
+	}
 }
 
 // close lets the workers finish what is queued and stop.
