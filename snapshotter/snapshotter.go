@@ -260,9 +260,9 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	// consecutive delivery sequences have no event of the stream between
 	// them that went elsewhere. A redelivery is an older event: newer ones
 	// may have gone elsewhere before it, so it ends the epoch for itself
-	// and for the delivery after it.
-	// The last sequence, not the highest: a durable deleted and created
-	// again, unnoticed, numbers its deliveries from 1 again.
+	// and for the delivery after it. lastDseq is the last sequence, not the
+	// highest: a durable deleted and created again, unnoticed, numbers its
+	// deliveries from 1 again.
 	contiguous := r.Delivered == 1 && dseq == s.lastDseq+1 && !s.redelivery
 	s.lastDseq, s.redelivery = dseq, r.Delivered > 1
 	if !contiguous {
