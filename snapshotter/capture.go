@@ -88,6 +88,9 @@ func (s *Snapshotter) runCapture(ctx, stop context.Context, rt *scripting.Runtim
 		if !transient(err) || ctx.Err() != nil || stop.Err() != nil {
 			s.settle(j, err)
 			s.tel.settled(jctx, span, j, snap, err)
+			if transient(err) {
+				s.abandonLater(j)
+			}
 			break
 		}
 		s.stats.CaptureErrors.Add(1)
@@ -105,6 +108,21 @@ func (s *Snapshotter) runCapture(ctx, stop context.Context, rt *scripting.Runtim
 	s.release(j.tail)
 	s.stats.Running.Add(-1)
 	s.stats.Queued.Add(-1)
+}
+
+// abandonLater drops the queued captures of an actor whose capture j was
+// abandoned at shutdown. A later one published now would make j's version
+// look covered when its event comes again after the restart, and that
+// snapshot would never be made. Their events, if held, are redelivered.
+func (s *Snapshotter) abandonLater(j job) {
+	later := s.captures.drop(j.key)
+	for _, l := range later {
+		s.release(l.tail)
+		s.stats.Queued.Add(-1)
+	}
+	if len(later) > 0 {
+		s.log.Info("later captures of an abandoned actor left to be redelivered", "actor", j.key, "version", j.version, "later", len(later))
+	}
 }
 
 // transient reports whether a capture error may pass by itself.

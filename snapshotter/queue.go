@@ -91,6 +91,25 @@ func (q *captureQueue) done(key string) {
 	}
 }
 
+// drop removes the queued captures of actor key and returns them, oldest
+// first.
+func (q *captureQueue) drop(key string) []job {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var dropped []job
+	q.jobs = slices.DeleteFunc(q.jobs, func(j job) bool {
+		if j.key == key {
+			dropped = append(dropped, j)
+			return true
+		}
+		return false
+	})
+	if len(dropped) > 0 {
+		q.roomy.Broadcast()
+	}
+	return dropped
+}
+
 // close lets the workers finish what is queued and stop.
 func (q *captureQueue) close() {
 	q.mu.Lock()

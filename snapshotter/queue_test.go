@@ -1,6 +1,7 @@
 package snapshotter
 
 import (
+	"fmt"
 	"testing"
 )
 
@@ -45,5 +46,35 @@ func TestCaptureQueue(t *testing.T) {
 	q.done("a")
 	if _, ok := q.take(); ok {
 		t.Fatal("took from a closed, empty queue")
+	}
+}
+
+// TestCaptureQueueDrop: drop takes out every queued capture of one actor,
+// oldest first, and leaves the others in order.
+func TestCaptureQueueDrop(t *testing.T) {
+	q := newCaptureQueue(10)
+	for _, j := range []job{{key: "a", version: 1}, {key: "b", version: 1}, {key: "a", version: 2}, {key: "c", version: 1}, {key: "a", version: 3}} {
+		q.put(j)
+	}
+	if j, _ := q.take(); j.key != "a" || j.version != 1 {
+		t.Fatalf("took %s v%d, want a v1", j.key, j.version)
+	}
+	dropped := q.drop("a")
+	if len(dropped) != 2 || dropped[0].version != 2 || dropped[1].version != 3 {
+		t.Fatalf("dropped %+v, want a v2 and a v3", dropped)
+	}
+	q.done("a")
+	q.close()
+	var left []string
+	for {
+		j, ok := q.take()
+		if !ok {
+			break
+		}
+		left = append(left, j.key)
+		q.done(j.key)
+	}
+	if fmt.Sprint(left) != "[b c]" {
+		t.Fatalf("left %v, want [b c]", left)
 	}
 }
