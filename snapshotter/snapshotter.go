@@ -16,7 +16,8 @@
 // consumer's deliveries stopped being contiguous (a restart, a redelivery,
 // another jetsnap on the same durable), is counted again from its last
 // snapshot and the EVENTS stream, so snapshot versions and placement depend
-// only on the stream's content.
+// only on the stream's content. The first reads for new actors are made
+// ahead, many at once, while the deliveries behind them wait in order.
 package snapshotter
 
 import (
@@ -104,6 +105,7 @@ type Stats struct {
 	Buffered      atomic.Int64  // bytes of events buffered for captures
 	Tracked       atomic.Int64  // actors with a tally
 	Queued        atomic.Int64  // captures queued or running
+	Waiting       atomic.Int64  // deliveries waiting behind reads made ahead for new actors
 	Running       atomic.Int64  // captures running
 	Mismatches    atomic.Uint64 // snapshots found not to match the EVENTS stream (recreated stream)
 	Resets        atomic.Uint64 // times every tally was dropped (consumer re-bound, stream mismatch)
@@ -129,6 +131,13 @@ type Snapshotter struct {
 	closed     bool
 	noScript   map[string]bool // actor types already reported without a reducer
 	captures   *captureQueue
+	waiting    []delivery // deliveries waiting behind reads made ahead (ahead.go), from waitHead on
+	waitHead   int
+	reading    map[string]bool // actors with reads made ahead, not handled yet
+
+	readers     sync.WaitGroup  // reads made ahead
+	readCtx     context.Context // ends them at close
+	cancelReads context.CancelFunc
 
 	gen        atomic.Uint64 // bumped by a reset; older jobs are dropped
 	resetAsked atomic.Bool   // a worker found the stream changed: reset at the next event
@@ -168,7 +177,9 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.R
 		log:      log,
 		tallies:  make(map[string]*tally),
 		noScript: make(map[string]bool),
+		reading:  make(map[string]bool),
 	}
+	s.readCtx, s.cancelReads = context.WithCancel(context.Background())
 	var err error
 	if s.tel, err = newTelemetry(o, &s.stats); err != nil {
 		return nil, fmt.Errorf("snapshotter: metrics: %w", err)
@@ -202,7 +213,10 @@ func (s *Snapshotter) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.closed = true
 	s.captures.close()
+	s.drain(false) // drops the deliveries waiting behind reads: delivered again
 	s.mu.Unlock()
+	s.cancelReads()
+	s.readers.Wait()
 
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
@@ -228,7 +242,10 @@ type event struct {
 
 // Handle counts one delivered event and acknowledges it, or queues its
 // actor's capture and leaves the acknowledgement to the capture. It must not
-// be called concurrently; it blocks while the capture queues are full.
+// be called concurrently; it blocks while the capture queues are full. An
+// event of an actor new to this process, and those delivered after it, may
+// be counted after Handle returns, in order, once that actor's first reads
+// of the streams are back (ahead.go).
 func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	s.stats.Consumed.Add(1)
 	r, ok := consumer.ParseReply(msg.Reply())
@@ -245,16 +262,33 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 		s.ack(msg)
 		return
 	}
-	sseq, dseq := r.StreamSeq, r.ConsumerSeq
-	ev := event{msg: msg, typ: typ, id: id, token: token, seq: sseq, time: r.Timestamp}
+	d := delivery{
+		ev:   event{msg: msg, typ: typ, id: id, token: token, seq: r.StreamSeq, time: r.Timestamp},
+		dseq: r.ConsumerSeq, delivered: r.Delivered,
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return // not tallied, not acknowledged: redelivered after a restart
 	}
+	s.keyBuf = append(append(append(s.keyBuf[:0], typ...), '.'), id...)
+	if s.waitHead == len(s.waiting) {
+		if t := s.tallies[string(s.keyBuf)]; t != nil {
+			s.handle(d, t)
+			return
+		}
+	}
+	s.wait(d)
+}
+
+// handle counts delivery d, in the order deliveries came; t is its actor's
+// tally, nil if none, and s.keyBuf its key. The caller holds s.mu.
+func (s *Snapshotter) handle(d delivery, t *tally) {
+	ev := d.ev
 	if s.resetAsked.Load() && s.resetAsked.CompareAndSwap(true, false) {
 		s.resetLocked("the EVENTS stream no longer matches a snapshot")
+		t = nil
 	}
 	// First deliveries come in stream order, so two of them with
 	// consecutive delivery sequences have no event of the stream between
@@ -263,27 +297,28 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 	// and for the delivery after it. lastDseq is the last sequence, not the
 	// highest: a durable deleted and created again, unnoticed, numbers its
 	// deliveries from 1 again.
-	contiguous := r.Delivered == 1 && dseq == s.lastDseq+1 && !s.redelivery
-	s.lastDseq, s.redelivery = dseq, r.Delivered > 1
+	contiguous := d.delivered == 1 && d.dseq == s.lastDseq+1 && !s.redelivery
+	s.lastDseq, s.redelivery = d.dseq, d.delivered > 1
 	if !contiguous {
 		s.epoch++
 	}
-	s.keyBuf = append(append(append(s.keyBuf[:0], typ...), '.'), id...)
-	t := s.tallies[string(s.keyBuf)]
-	if t != nil && t.epoch == s.epoch && sseq > t.lastSeq {
+	if t != nil && t.epoch == s.epoch && ev.seq > t.lastSeq {
 		// Hot path: every event of this actor since its last update was
 		// delivered to us, in order, so this one is the next version.
 		t.version++
-		t.lastSeq = sseq
+		t.lastSeq = ev.seq
 		s.buffer(t, ev)
 		s.evaluate(t, ev, nil)
 		return
 	}
-	key := string(s.keyBuf)
-	if err := s.resync(key, t, ev); err != nil {
+	key := d.key
+	if key == "" {
+		key = string(s.keyBuf)
+	}
+	if err := s.resync(key, t, ev, d.ahead); err != nil {
 		s.log.Warn("could not count event against the streams; it will be redelivered",
-			"actor", key, "seq", sseq, "err", err)
-		s.nak(msg)
+			"actor", key, "seq", ev.seq, "err", err)
+		s.nak(ev.msg)
 	}
 }
 
@@ -365,30 +400,29 @@ const ioTimeout = 10 * time.Second
 // resync counts ev against the streams when the tally cannot be trusted to
 // be up to date: the actor is new to this process (t == nil), or deliveries
 // were not contiguous since its last update. It installs the tally.
-func (s *Snapshotter) resync(key string, t *tally, ev event) error {
+func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead) error {
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	s.stats.Resyncs.Add(1)
 	filter := s.cfg.Pattern.ActorFilter(ev.typ, ev.id)
 	fresh := t == nil
-	var first <-chan nextResult
+	var first *nextResult
 	if fresh {
-		// Most actors seen for the first time have no snapshot yet: then
-		// the count starts at the stream's start, so read the actor's first
-		// event there while the snapshot is looked up.
-		first = s.store.nextAsync(ctx, filter, 1)
 		t = &tally{}
-		snap, err := s.store.latestSnapshot(ctx, s.snapshotSubject(key))
+		a := s.firstReads(ctx, ahead, key, filter)
 		switch {
-		case err == nil:
-			if err := s.checkAnchor(ctx, key, filter, snap); errors.Is(err, ErrStreamMismatch) {
+		case a.snapErr == nil:
+			if err := s.checkAnchor(ctx, key, a.snap, a.anchor); errors.Is(err, ErrStreamMismatch) {
 				break // counted and purged: count the actor from what the stream holds
 			} else if err != nil {
 				return err
 			}
-			t.lastSeq, t.version, t.snap = snap.LastSeq, snap.Version, snap.Version
-		case !errors.Is(err, ErrNoSnapshot):
-			return err
+			t.lastSeq, t.version, t.snap = a.snap.LastSeq, a.snap.Version, a.snap.Version
+		case !errors.Is(a.snapErr, ErrNoSnapshot):
+			return a.snapErr
+		}
+		if a.nextFrom == t.lastSeq+1 {
+			first = &a.next
 		}
 	}
 	// The events after the last placement did not all come through the hot
@@ -401,9 +435,6 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 		}
 		s.install(key, t, fresh)
 		return nil
-	}
-	if t.lastSeq > 0 {
-		first = nil // counted from a snapshot, not from the stream's start
 	}
 	k, err := s.countUpTo(ctx, filter, t.lastSeq+1, ev.seq, first)
 	if err != nil {
@@ -462,13 +493,12 @@ func (s *Snapshotter) resync(key string, t *tally, ev event) error {
 // countUpTo counts the actor's events in [from, to], where to is the event
 // being handled. Mostly there are none before it (a new actor, or the first
 // event after its snapshot), which one cheap read shows; counting costs more.
-// early, if not nil, brings that read, made already.
-func (s *Snapshotter) countUpTo(ctx context.Context, filter string, from, to uint64, early <-chan nextResult) (uint64, error) {
+// early, if not nil, is that read, made already.
+func (s *Snapshotter) countUpTo(ctx context.Context, filter string, from, to uint64, early *nextResult) (uint64, error) {
 	var first storedMsg
 	var err error
 	if early != nil {
-		r := <-early
-		first, err = r.msg, r.err
+		first, err = early.msg, early.err
 	} else {
 		first, err = s.store.next(ctx, filter, from)
 	}
@@ -524,6 +554,7 @@ func (s *Snapshotter) reducerChanged(actorType string, _, script *scripting.Scri
 func (s *Snapshotter) Reset(reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.drainAll() // the deliveries before it are handled before it
 	s.resetLocked(reason)
 }
 
@@ -535,6 +566,7 @@ func (s *Snapshotter) Reset(reason string) {
 func (s *Snapshotter) Rewind() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.drainAll() // the deliveries before it are handled before it
 	s.lastDseq = 0
 	s.epoch++
 }
@@ -559,11 +591,12 @@ func (s *Snapshotter) resetLocked(reason string) {
 // sequence holds another actor's event, belongs to a stream that was
 // deleted and recreated: it is counted, logged and purged, and the actor
 // is rebuilt from what the stream holds.
-func (s *Snapshotter) checkAnchor(ctx context.Context, key, filter string, snap Snapshot) error {
+// anchor is the read of the actor's first event at or after snap.LastSeq.
+func (s *Snapshotter) checkAnchor(ctx context.Context, key string, snap Snapshot, anchor nextResult) error {
 	if snap.LastSeq == 0 {
 		return nil
 	}
-	first, err := s.store.next(ctx, filter, snap.LastSeq)
+	first, err := anchor.msg, anchor.err
 	if err == nil && first.Seq == snap.LastSeq {
 		return nil
 	}

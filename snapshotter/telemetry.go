@@ -128,6 +128,7 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 		return max(st.Queued.Load()-st.Running.Load(), 0)
 	})
 	gauge("jetsnap.captures.running", "{capture}", "Captures in flight.", st.Running.Load)
+	gauge("jetsnap.deliveries.waiting", "{event}", "Events delivered and not counted yet: waiting, in order, behind the first reads of a new actor.", st.Waiting.Load)
 	gauge("jetsnap.buffer.size", "By", "Memory held by events buffered for captures.", st.Buffered.Load)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
