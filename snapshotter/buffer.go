@@ -29,6 +29,9 @@ type buffered struct {
 // event, so that an idle actor costs no buffer.
 var emptyTail = &buffer{}
 
+// maxPrealloc bounds the events a new tail makes room for at once.
+const maxPrealloc = 512
+
 // bufferedOverhead approximates what a buffered event costs beyond its
 // payload and headers.
 const bufferedOverhead = 96
@@ -41,7 +44,10 @@ func (s *Snapshotter) buffer(t *tally, ev event) {
 		return
 	}
 	if t.tail == emptyTail {
-		t.tail = &buffer{}
+		// Room for the events up to the next placement on counts, so
+		// that the tail is not copied as it grows.
+		n := min(s.cfg.Strategy.Next(t.snap)-t.snap, maxPrealloc)
+		t.tail = &buffer{events: make([]buffered, 0, n)}
 	}
 	data, header := ev.msg.Data(), ev.msg.Headers()
 	size := int64(len(data)+len(ev.msg.Subject())) + bufferedOverhead
