@@ -51,6 +51,11 @@ type Config struct {
 	InfoInterval  time.Duration // how often Run reads the consumer's info (Ready, Pending), default 5s
 	OnRebind      func()        // called when Run had to bind the durable consumer again
 	OnReset       func()        // AckBatch: called when Run reset the consumer to its ack floor
+	// OnSessionEnd is called once the handler gets no more deliveries of a
+	// session, before the session's last acks: the handler must finish the
+	// deliveries it holds back (Snapshotter.Flush), so that their acks
+	// belong to the session that delivered them.
+	OnSessionEnd func()
 }
 
 func (c *Config) setDefaults() {
@@ -355,6 +360,9 @@ func (c *Consumer) consume(ctx context.Context, cons jetstream.Consumer, handle 
 	case <-time.After(5 * time.Second):
 		cc.Stop()
 		<-cc.Closed()
+	}
+	if c.cfg.OnSessionEnd != nil {
+		c.cfg.OnSessionEnd()
 	}
 	if acks != nil {
 		acks.end()

@@ -12,12 +12,16 @@ import "context"
 // the start, thousands of new actors cost a few round trips, not one each.
 //
 // Deliveries are still handled one at a time and in the order they came,
-// each exactly as it would have been at once: only the reads happen
-// sooner, and they read what is already in the streams. The event being
-// handled is in the EVENTS stream, and so is everything before it, which
-// does not change as the stream grows; the actor's last snapshot is the
-// same, as this process captures an actor only once it counted it, and a
-// reset in between (gen) makes Handle read again.
+// each as it would have been at once: only the reads happen sooner, and
+// they read what is already in the streams. The event being handled is in
+// the EVENTS stream, and so is everything before it, which does not change
+// as the stream grows. The actor's last snapshot may: another replica, the
+// capture service, or a capture of this process from before a reset can
+// publish one in between, as they could during a read made in place, only
+// in a shorter window. Versions stay exact, as they are counted from the
+// EVENTS stream, and placements too, snapshots being made at placements; a
+// reset in between (gen) makes Handle read again. A session's deliveries
+// still waiting when it ends are handled before its last acks (Flush).
 
 // maxWaiting bounds the deliveries waiting behind reads; when it is
 // reached, Handle waits for the oldest reads.
@@ -109,9 +113,7 @@ func (s *Snapshotter) drain(block bool) {
 	for s.waitHead < len(s.waiting) {
 		d := s.waiting[s.waitHead]
 		if s.closed {
-			clear(s.waiting)
-			s.waiting, s.waitHead = s.waiting[:0], 0
-			clear(s.reading)
+			s.dropWaiting()
 			return
 		}
 		if d.ahead != nil {
@@ -133,6 +135,15 @@ func (s *Snapshotter) drain(block bool) {
 		s.keyBuf = append(s.keyBuf[:0], d.key...)
 		s.handle(d, s.tallies[d.key])
 	}
+}
+
+// dropWaiting drops the waiting deliveries, unacknowledged: delivered
+// again after a reset of the consumer or a restart. The caller holds s.mu.
+func (s *Snapshotter) dropWaiting() {
+	clear(s.waiting)
+	s.waiting, s.waitHead = s.waiting[:0], 0
+	clear(s.reading)
+	s.stats.Waiting.Store(0)
 }
 
 // drainAll handles every waiting delivery, waiting for their reads. The

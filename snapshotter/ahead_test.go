@@ -60,18 +60,18 @@ func TestNewActorsInterleaved(t *testing.T) {
 	})
 }
 
-// TestRewindCountsWaitingDeliveries: the consumer rewinds (it was reset to
-// its ack floor) while a delivery waits behind a new actor's reads. Rewind
-// counts it first, as Handle would have before returning: a delivery from
-// before the rewind must not be counted as one after it.
-func TestRewindCountsWaitingDeliveries(t *testing.T) {
+// TestFlushCountsWaitingDeliveries: a consumer session ends while a
+// delivery waits behind a new actor's reads. Flush, which the consumer
+// calls then, counts it before returning, so that its ack belongs to the
+// session that delivered it.
+func TestFlushCountsWaitingDeliveries(t *testing.T) {
 	e := newEnv(t)
 	a := e.handler(snapshotter.Strategy{Kind: snapshotter.KindInterval, Every: 3})
 	d := e.shared()
 	e.publishOne("events.account.x")
 	a.Handle(d.next(1, 1))
-	a.Rewind()
+	a.Flush()
 	if got, waiting := a.Stats().Tracked.Load(), a.Stats().Waiting.Load(); got != 1 || waiting != 0 {
-		t.Fatalf("after Rewind: %d actors tracked, %d deliveries waiting; want 1 and 0", got, waiting)
+		t.Fatalf("after Flush: %d actors tracked, %d deliveries waiting; want 1 and 0", got, waiting)
 	}
 }

@@ -176,7 +176,7 @@ func (e *env) run(o options) *jetsnap {
 		e.t.Fatal(err)
 	}
 	cons := consumer.New(consumer.Config{Stream: "EVENTS", Durable: "jetsnap", Filter: pattern.Filter(), AckWait: o.ackWait,
-		AckMode: o.ackMode, InfoInterval: 500 * time.Millisecond, OnRebind: func() { snap.Reset("rebound") }, OnReset: snap.Rewind}, js, log)
+		AckMode: o.ackMode, InfoInterval: 500 * time.Millisecond, OnRebind: func() { snap.Reset("rebound") }, OnReset: snap.Rewind, OnSessionEnd: snap.Flush}, js, log)
 	ctx, cancel := context.WithCancel(context.Background())
 	j := &jetsnap{cancel: cancel, done: make(chan struct{}), nc: nc, snap: snap, scripts: scripts}
 	var wg sync.WaitGroup

@@ -554,8 +554,17 @@ func (s *Snapshotter) reducerChanged(actorType string, _, script *scripting.Scri
 func (s *Snapshotter) Reset(reason string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.drainAll() // the deliveries before it are handled before it
+	s.dropWaiting() // none if the consumer flushed at its session's end: else delivered again after the reset
 	s.resetLocked(reason)
+}
+
+// Flush handles every delivery waiting behind reads made ahead, waiting
+// for those reads. The consumer calls it when a session ends, before the
+// session's last acks.
+func (s *Snapshotter) Flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.drainAll()
 }
 
 // Rewind tells Handle that the consumer's delivery sequence starts again at
@@ -566,7 +575,7 @@ func (s *Snapshotter) Reset(reason string) {
 func (s *Snapshotter) Rewind() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.drainAll() // the deliveries before it are handled before it
+	s.dropWaiting() // none if the consumer flushed at its session's end: else delivered again after the reset
 	s.lastDseq = 0
 	s.epoch++
 }

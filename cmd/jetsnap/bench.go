@@ -800,6 +800,7 @@ func (b *bench) startPipeline(ctx context.Context, nc *nats.Conn, js jetstream.J
 	cc := b.consumerConfig(durable)
 	cc.OnRebind = func() { snap.Reset("the durable consumer was bound again") }
 	cc.OnReset = snap.Rewind
+	cc.OnSessionEnd = snap.Flush
 	cons := consumer.New(cc, js, b.log)
 	ctx, cancel := context.WithCancel(ctx)
 	p := &pipe{durable: durable, snap: snap, cancel: cancel, done: make(chan struct{})}

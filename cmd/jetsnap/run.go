@@ -134,6 +134,7 @@ func serveWith(ctx context.Context, cfg *config.Config, conn *connection, script
 		MaxAckPending: cfg.MaxAckPending,
 		OnRebind:      func() { snap.Reset("the durable consumer was bound again") },
 		OnReset:       snap.Rewind,
+		OnSessionEnd:  snap.Flush,
 	}, conn.js, log, consumer.WithMeterProvider(obs.meters))
 
 	reader := snapshotter.NewReader(readerConfig(cfg), conn.nc, scripts)
