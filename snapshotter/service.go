@@ -90,6 +90,10 @@ func StartService(cfg ServiceConfig, nc *nats.Conn, r *Reader, log *slog.Logger)
 		_ = svc.Stop()
 		return nil, err
 	}
+	// The subscriptions reach the server before StartService returns, so
+	// that a request sent right after it, on another connection, finds a
+	// responder. If the flush fails, the connection's reconnect sends them.
+	_ = nc.FlushTimeout(5 * time.Second)
 	return svc, nil
 }
 
