@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/dop251/goja"
 )
@@ -181,53 +182,59 @@ func (r *realm) event(ev *Event) goja.Value {
 }
 
 // foldMem is the memory of a fold's JS events, taken for foldChunk events
-// at a time rather than for each event: their event objects, room for their
-// payloads' top-level objects, and their payloads as strings of up to
-// sharedPayloads bytes each (a bigger payload gets a string of its own).
-// Nothing is reused: a reducer may keep an event or a part of one in its
-// state, which keeps that chunk alive, and only that chunk. (Memory for a
-// whole fold at once would grow with the fold: a rebuild folds an actor's
-// whole history.) A value left behind in the VM after a fold (which
-// happens) keeps at most one payload string alive.
+// at a time rather than for each event: their event objects and room for
+// their payloads' top-level objects. Within a fold nothing is reused: a
+// reducer may keep an event or a part of one in its state, which keeps
+// that chunk alive, and only that chunk. (Memory for a whole fold at once
+// would grow with the fold: a rebuild folds an actor's whole history.)
+// The first chunk is the realm's own (realm.chunk), reused fold after fold
+// and cleared at the end of each: nothing of a fold is reachable from the
+// realm once it ends (see lockdown.go), and most folds (a capture's EVERY
+// events) fit in it, so that they take no memory for their events.
+//
+// Payloads reach JS as strings that share the memory of Event.Data (see
+// Fold): no copy.
 type foldMem struct {
 	objs  []eventObject
 	tops  []lazyObject
 	first int // index in the fold's events of objs[0]
 }
 
-const (
-	foldChunk      = 128
-	sharedPayloads = 16 << 10
-)
+// foldChunk is how many events a chunk of foldMem holds.
+const foldChunk = 128
+
+// chunk is a realm's memory for the first foldChunk events of a fold.
+type chunk struct {
+	objs [foldChunk]eventObject
+	tops [foldChunk]lazyObject
+}
 
 // event returns the event object of events[i]; it must be called for
 // every event of the fold, in order.
 func (m *foldMem) event(r *realm, events []Event, i int) *eventObject {
 	if m.objs == nil || i-m.first >= len(m.objs) {
-		chunk := events[i:min(i+foldChunk, len(events))]
-		*m = foldMem{objs: make([]eventObject, len(chunk)), tops: make([]lazyObject, len(chunk)), first: i}
-		for j := 0; j < len(chunk); {
-			// Payloads j..k-1 share a string.
-			k, n := j, 0
-			for k < len(chunk) && (k == j || n+len(chunk[k].Data) <= sharedPayloads) {
-				n += len(chunk[k].Data)
-				k++
-			}
-			var b strings.Builder
-			b.Grow(n)
-			for _, ev := range chunk[j:k] {
-				b.Write(ev.Data)
-			}
-			all, off := b.String(), 0
-			for ; j < k; j++ {
-				m.objs[j].payload = all[off : off+len(chunk[j].Data)]
-				off += len(chunk[j].Data)
-			}
+		n := min(foldChunk, len(events)-i)
+		if m.objs == nil && r.chunk != nil {
+			*m = foldMem{objs: r.chunk.objs[:n], tops: r.chunk.tops[:n], first: i}
+		} else {
+			*m = foldMem{objs: make([]eventObject, n), tops: make([]lazyObject, n), first: i}
 		}
 	}
 	o := &m.objs[i-m.first]
-	o.r, o.ev, o.top = r, &events[i], &m.tops[i-m.first]
+	ev := &events[i]
+	o.r, o.ev, o.top = r, ev, &m.tops[i-m.first]
+	o.payload = unsafe.String(unsafe.SliceData(ev.Data), len(ev.Data))
 	return o
+}
+
+// release clears what the fold left in the realm's chunk, so that an idle
+// realm keeps nothing of it alive.
+func (r *realm) release(events []Event) {
+	if r.chunk != nil {
+		n := min(foldChunk, len(events))
+		clear(r.chunk.objs[:n])
+		clear(r.chunk.tops[:n])
+	}
 }
 
 // decode decodes the payload, once.

@@ -53,6 +53,9 @@ func (rt *Runtime) SetConsole(fn func(level, msg string)) { rt.console = fn }
 // and the seq and type of the event being folded. A fold that runs longer
 // than Limits.Timeout is interrupted and its error wraps ErrTimeout; when ctx
 // ends first the error wraps ctx.Err(). Fold never panics.
+//
+// Fold reads the events' Data in place, without copying it: it must not
+// change until Fold returns. The returned state shares no memory with it.
 func (rt *Runtime) Fold(ctx context.Context, s *Script, actor string, state []byte, events []Event) (out []byte, err error) {
 	if s == nil || s.prog == nil {
 		return nil, errors.New("scripting: Fold with a nil or uncompiled script")
@@ -117,6 +120,7 @@ type realm struct {
 	drive    goja.Callable // see driveProgram
 	events   []Event       // being folded by drive
 	mem      foldMem       // their JS objects
+	chunk    *chunk        // memory for the first of them, fold after fold (see foldMem)
 	cur      int           // index in events of the event being folded
 	curEvent goja.Value    // its JS event
 	foldErr  error         // what next found wrong
@@ -375,8 +379,14 @@ func (r *realm) fold(state []byte, events []Event) ([]byte, error) {
 		}
 	}
 	// One call into JS for all events (see driveProgram).
+	if r.chunk == nil && len(events) > 0 {
+		r.chunk = new(chunk)
+	}
 	r.events, r.cur, r.foldErr, r.mem = events, -1, nil, foldMem{}
-	defer func() { r.events, r.curEvent, r.mem = nil, nil, foldMem{} }()
+	defer func() {
+		r.release(events)
+		r.events, r.curEvent, r.mem = nil, nil, foldMem{}
+	}()
 	out, err := r.drive(goja.Undefined(), st)
 	if r.foldErr != nil {
 		return nil, r.foldErr

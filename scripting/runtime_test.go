@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 const accountSrc = `
@@ -88,25 +89,61 @@ func TestTypeFromData(t *testing.T) {
 }
 
 // TestFoldMemChunks: a fold's JS events get their memory a chunk at a
-// time, and each its own payload, across chunk boundaries and strings.
+// time, the first from the realm, and each its own payload, in place,
+// across chunk boundaries; the realm's chunk is cleared after the fold.
 func TestFoldMemChunks(t *testing.T) {
 	n := 3*foldChunk + 5
 	events := make([]Event, n)
 	for i := range events {
 		events[i].Data = fmt.Appendf(nil, `{"i":%d}`, i)
 	}
-	events[foldChunk].Data = nil                                           // empty, at a boundary
-	events[foldChunk+1].Data = []byte(strings.Repeat("x", sharedPayloads)) // a string of its own
+	events[foldChunk].Data = nil // empty, at a boundary
 	var m foldMem
-	r := &realm{}
+	r := &realm{chunk: new(chunk)}
 	for i := range events {
 		o := m.event(r, events, i)
 		if o.ev != &events[i] || o.r != r || o.top == nil || o.payload != string(events[i].Data) {
 			t.Fatalf("event %d: payload %q, want %q", i, o.payload, events[i].Data)
 		}
+		if len(events[i].Data) > 0 && unsafe.StringData(o.payload) != &events[i].Data[0] {
+			t.Fatalf("event %d: payload copied", i)
+		}
+		base, p := uintptr(unsafe.Pointer(&r.chunk.objs)), uintptr(unsafe.Pointer(o))
+		if inRealm := p >= base && p < base+unsafe.Sizeof(r.chunk.objs); inRealm != (i < foldChunk) {
+			t.Fatalf("event %d: in the realm's chunk: %v", i, inRealm)
+		}
 		if len(m.objs) > n/3 {
 			t.Fatalf("event %d: memory for %d of %d events held at once", i, len(m.objs), n)
 		}
+	}
+	r.release(events)
+	if o := r.chunk.objs[0]; o.ev != nil || o.payload != "" || r.chunk.objs[foldChunk-1].ev != nil || r.chunk.tops[0].s != "" {
+		t.Fatal("the realm's chunk still holds the fold's events")
+	}
+}
+
+// TestFoldsShareNoEvents: a fold sees nothing a fold before it in the same
+// realm did to its events (the realm's chunk is reused).
+func TestFoldsShareNoEvents(t *testing.T) {
+	rt := NewRuntime(Limits{})
+	s := mustCompile(t, "mark.js", `function reduce(s, e) {
+  s.seen = (s.seen || []).concat([[e.type, e.mark === undefined, e.data.mark === undefined, Object.keys(e).length, Object.keys(e.data).length]]);
+  e.mark = 1; e.data.mark = 1; delete e.subject; e.data.extra = e.seq;
+  return s;
+}`)
+	var want string
+	for i := range 3 {
+		events := evs("mark.1", "", `{"type":"A","v":1}`, "", `{"type":"B","v":2}`)
+		for j := range events {
+			events[j].Type, events[j].TypeFromData = "", true
+		}
+		out, err := fold(t, rt, s, "mark.1", "", events)
+		require_NoError(t, err)
+		if i == 0 {
+			want = out
+			require_Equal(t, out, `{"seen":[["A",true,true,8,2],["B",true,true,8,2]]}`)
+		}
+		require_Equal(t, out, want)
 	}
 }
 
