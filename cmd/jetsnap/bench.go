@@ -614,6 +614,12 @@ func (b *bench) pipeline(ctx context.Context, adminJS jetstream.JetStream, lastS
 	return p, rs, nil
 }
 
+// publishStall is how long publish waits for acks when as many messages as
+// the client allows are unacknowledged: long enough for a shared machine's
+// stalls (the client's default, 200 ms, made runs fail with "stalled with
+// too many outstanding async published messages").
+const publishStall = time.Minute
+
 // publish publishes n messages asynchronously and waits for every ack. If
 // pace is set, it is called before each publish and may wait. acked, if
 // set, gets each message's index and stream sequence. It returns the time
@@ -652,7 +658,7 @@ func publish(ctx context.Context, js jetstream.JetStream, n int, msg func(i int)
 			pace(i)
 		}
 		var f jetstream.PubAckFuture
-		if f, err = js.PublishMsgAsync(msg(i)); err == nil {
+		if f, err = js.PublishMsgAsync(msg(i), jetstream.WithStallWait(publishStall)); err == nil {
 			futures <- pending{i, f}
 		}
 		if i&1023 == 0 && ctx.Err() != nil {
