@@ -692,8 +692,30 @@ func minPositive(a, b float64) float64 {
 }
 
 // bare runs the ceiling: the durable consumer of package consumer, with the
-// pipeline's settings and the given filter, whose handler only acks.
+// pipeline's settings and the given filter, whose handler only acks. A run
+// that took AckWait or longer waited for an event to be delivered again (on
+// a shared machine, now and then, one is delivered but never handed to the
+// handler): that is not the ceiling, and it runs again, at most twice.
 func (b *bench) bare(ctx context.Context, adminJS jetstream.JetStream, lastSeq uint64, durable, filter string) (d, cpu time.Duration, err error) {
+	ackWait := b.consumerConfig(durable).AckWait
+	if ackWait <= 0 {
+		ackWait = 30 * time.Second // package consumer's default
+	}
+	for try := 0; ; try++ {
+		name := durable
+		if try > 0 {
+			name = fmt.Sprintf("%s-again%d", durable, try)
+		}
+		d, cpu, err = b.bareOnce(ctx, adminJS, lastSeq, name, filter)
+		if err != nil || d < ackWait || try == 2 {
+			return d, cpu, err
+		}
+		b.say("bare consumer %s took %v, more than its AckWait (%v): it waited for a redelivery, not a ceiling; running it again",
+			name, d.Round(time.Millisecond), ackWait)
+	}
+}
+
+func (b *bench) bareOnce(ctx context.Context, adminJS jetstream.JetStream, lastSeq uint64, durable, filter string) (d, cpu time.Duration, err error) {
 	_, js, err := b.dial(durable)
 	if err != nil {
 		return 0, 0, err
