@@ -24,6 +24,8 @@ import (
 //     property on the object assigned to;
 //   - the script's top level runs anew in every fold, inside a function
 //     (Script.prog), so its variables, functions and closures are fresh;
+//     that function, the same in every fold and reachable from the script
+//     (arguments.callee), is frozen, and so is the one that drives a fold;
 //   - what a fold adds to the global object (an assignment to an
 //     undeclared variable) is deleted after the fold; a realm whose global
 //     object changed in a way that cannot be undone, or whose fold failed,

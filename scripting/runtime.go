@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dop251/goja"
@@ -161,6 +162,7 @@ func newRealm(s *Script) (_ *realm, err error) {
 		return nil, err
 	}
 	r.run, _ = goja.AssertFunction(f)
+	top := f
 	if f, err = vm.RunProgram(driveProgram); err != nil {
 		return nil, err
 	}
@@ -170,8 +172,27 @@ func newRealm(s *Script) (_ *realm, err error) {
 		return nil, err
 	}
 	r.drive, _ = goja.AssertFunction(d)
+	// The top level's wrapper is the same function in every fold, and a
+	// script reaches it (arguments.callee): frozen, like the built-ins, so
+	// that nothing a fold puts on it is seen by the next (found in review).
+	if f, err = vm.RunProgram(freezeProgram); err != nil {
+		return nil, err
+	}
+	freeze, _ := goja.AssertFunction(f)
+	for _, fn := range []goja.Value{top, d} {
+		if _, err := freeze(goja.Undefined(), fn); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
+
+// freezeProgram freezes a function and its prototype object.
+var freezeProgram = goja.MustCompile("jetsnap:freeze", `(function (f) {
+  "use strict";
+  Object.freeze(f);
+  if (f.prototype) Object.freeze(f.prototype);
+})`, true)
 
 // driveProgram folds events in one call into JS: a call from Go into
 // goja costs more than the reducer (a try frame, and goja drops its stack
@@ -616,8 +637,9 @@ func (r *realm) scriptError(err error, ev *Event) *ScriptError {
 		se.Err = fmt.Errorf("%w (limit %d)", ErrStackOverflow, r.lim.MaxCallStack)
 	case errors.As(err, &ex):
 		stack = ex.Stack()
-		msg := exceptionMessage(ex)
-		se.Err = errors.New(msg)
+		// A copy: a thrown string may be a part of a payload, whose
+		// memory the caller may reuse once Fold returns.
+		se.Err = errors.New(strings.Clone(exceptionMessage(ex)))
 	default:
 		se.Err = err
 	}

@@ -328,3 +328,50 @@ func TestTimeout(t *testing.T) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
 }
+
+// TestFoldsShareNothingThroughTheTopLevel: the top level's wrapper
+// function, which a script reaches with arguments.callee, is the same in
+// every fold of a realm; what a fold hangs on it is not seen by the next
+// (found in review: an event kept there was a later fold's, or a cleared
+// one).
+func TestFoldsShareNothingThroughTheTopLevel(t *testing.T) {
+	rt := NewRuntime(Limits{})
+	s := mustCompile(t, "callee.js", `var top = arguments.callee;
+function reduce(s, e) {
+  s.kept = top.kept === undefined ? null : [top.kept.seq, top.kept.type];
+  top.kept = e;
+  top.prototype && (top.prototype.kept = e);
+  return s;
+}`)
+	for i := range 3 {
+		events := evs("callee.1", "A", `{}`, "B", `{}`)[:2-i%2]
+		out, err := fold(t, rt, s, "callee.1", "", events) // two events, then one, ...
+		require_NoError(t, err)
+		require_Equal(t, out, `{"kept":null}`)
+	}
+	strict := mustCompile(t, "callee-strict.js", `var top = arguments.callee;
+function reduce(s, e) { "use strict"; top.kept = e; return s; }`)
+	_, err := fold(t, rt, strict, "callee.1", "", evs("callee.1", "A", `{}`))
+	if err == nil {
+		t.Fatal("a strict assignment to the frozen top level succeeded")
+	}
+}
+
+// TestFoldErrorOwnsItsText: an error that quotes a payload (a thrown
+// string from e.data) keeps its text when the caller reuses the payload's
+// memory after Fold (found in review: payloads reach JS without a copy).
+func TestFoldErrorOwnsItsText(t *testing.T) {
+	s := mustCompile(t, "throw.js", `function reduce(s, e) { throw e.data.m; }`)
+	events := evs("throw.1", "A", `{"m":"original"}`)
+	_, err := fold(t, NewRuntime(Limits{}), s, "throw.1", "", events)
+	if err == nil {
+		t.Fatal("no error")
+	}
+	before := err.Error()
+	for i := range events[0].Data {
+		events[0].Data[i] = 'X'
+	}
+	if after := err.Error(); after != before || !strings.Contains(after, "original") {
+		t.Fatalf("error %q became %q", before, after)
+	}
+}
