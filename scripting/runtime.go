@@ -56,7 +56,8 @@ func (rt *Runtime) SetConsole(fn func(level, msg string)) { rt.console = fn }
 // ends first the error wraps ctx.Err(). Fold never panics.
 //
 // Fold reads the events' Data in place, without copying it: it must not
-// change until Fold returns. The returned state shares no memory with it.
+// change until Fold returns. The returned state and error share no memory
+// with it.
 func (rt *Runtime) Fold(ctx context.Context, s *Script, actor string, state []byte, events []Event) (out []byte, err error) {
 	if s == nil || s.prog == nil {
 		return nil, errors.New("scripting: Fold with a nil or uncompiled script")
