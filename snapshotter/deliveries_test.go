@@ -3,6 +3,7 @@ package snapshotter_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -75,6 +76,34 @@ func TestRecreatedDurableUnnoticed(t *testing.T) {
 	a.Handle(d.next(5, 1)) // delivery 5: x at version 3, a placement
 
 	e.wantSnapshot(a, "account.x", 3, 5)
+}
+
+// TestEventsBetweenWentElsewhere: between two deliveries of an actor to
+// this process, the other process got a few of its events, or more than
+// one read of them shows (countInOneRead); other actors' events lie
+// between them. The next event is counted as its version either way.
+func TestEventsBetweenWentElsewhere(t *testing.T) {
+	for _, between := range []int{3, 40} {
+		t.Run(fmt.Sprint(between), func(t *testing.T) {
+			e := newEnv(t)
+			version := uint64(between + 2)
+			st := snapshotter.Strategy{Kind: snapshotter.KindInterval, Every: version}
+			a, b := e.handler(st), e.handler(st)
+			d := e.shared()
+			for range version {
+				e.publishOne("events.account.x") // x at odd seqs
+				e.publishOne("events.account.y")
+			}
+			last := 2*version - 1
+			a.Handle(d.next(1, 1)) // x at version 1
+			for seq := uint64(2); seq < last; seq++ {
+				b.Handle(d.next(seq, 1)) // x at versions 2..between+1, and y
+			}
+			a.Handle(d.next(last, 1)) // x at its placement
+
+			e.wantSnapshot(a, "account.x", version, last)
+		})
+	}
 }
 
 // handler is a Snapshotter whose workers run until the test ends, fed by

@@ -491,29 +491,44 @@ func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead) e
 }
 
 // countUpTo counts the actor's events in [from, to], where to is the event
-// being handled. Mostly there are none before it (a new actor, or the first
-// event after its snapshot), which one cheap read shows; counting costs more.
-// early, if not nil, is that read, made already.
+// being handled. Mostly there are few: none before it (a new actor, or the
+// first event after its snapshot), or the handful that went to another
+// process sharing the durable. One read shows them, up to countInOneRead;
+// counting more costs three. early, if not nil, is a read of the first
+// event at or after from, made already.
 func (s *Snapshotter) countUpTo(ctx context.Context, filter string, from, to uint64, early *nextResult) (uint64, error) {
-	var first storedMsg
-	var err error
 	if early != nil {
-		first, err = early.msg, early.err
+		first, err := early.msg, early.err
+		switch {
+		case errors.Is(err, errNotFound):
+			return 0, nil
+		case err != nil:
+			return 0, err
+		case first.Seq == to:
+			return 1, nil
+		case first.Seq > to:
+			return 0, nil
+		}
 	} else {
-		first, err = s.store.next(ctx, filter, from)
-	}
-	switch {
-	case errors.Is(err, errNotFound):
-		return 0, nil
-	case err != nil:
-		return 0, err
-	case first.Seq == to:
-		return 1, nil
-	case first.Seq > to:
-		return 0, nil
+		var last uint64
+		n, err := s.store.scan(ctx, filter, from, to, countInOneRead, func(sm storedMsg) error {
+			last = sm.Seq
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+		if last == to || n < countInOneRead {
+			// Every event in [from, to] was read: the stream only grows
+			// at its end, after to.
+			return uint64(n), nil
+		}
 	}
 	return s.store.count(ctx, filter, from, to)
 }
+
+// countInOneRead is how many events countUpTo reads to count them.
+const countInOneRead = 16
 
 // reducerChanged re-queues the failed captures of an actor type whose
 // reducer was just added or changed, so that once a broken reducer is fixed
