@@ -73,7 +73,7 @@ func (s *Snapshotter) readAhead(d *delivery) *readAhead {
 	key := d.key
 	s.reading[key] = true
 	s.readers.Go(func() {
-		ctx, cancel := context.WithTimeout(s.readCtx, ioTimeout)
+		ctx, cancel := s.drops.bind(s.readCtx, ioTimeout)
 		s.readNew(ctx, a, key, filter)
 		cancel()
 		close(a.done)

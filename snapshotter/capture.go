@@ -82,8 +82,11 @@ func (s *Snapshotter) runCapture(ctx, stop context.Context, rt *scripting.Runtim
 	for {
 		// A deadline per attempt: streams reads and the publish have their
 		// own, this one also covers the fold and the retries inside.
-		actx, cancel := context.WithTimeout(jctx, 3*requestTimeout+s.cfg.Limits.Timeout)
+		actx, cancel := s.drops.bind(jctx, 3*requestTimeout+s.cfg.Limits.Timeout)
 		snap, err := s.capture(actx, rt, j)
+		if err != nil && dropped(actx) {
+			err = fmt.Errorf("%w: %w", errDropped, err)
+		}
 		cancel()
 		if !transient(err) || ctx.Err() != nil || stop.Err() != nil {
 			s.settle(j, err)

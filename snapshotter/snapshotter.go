@@ -117,6 +117,7 @@ type Snapshotter struct {
 	cfg     Config
 	js      jetstream.JetStream
 	store   *store
+	drops   *drops // ends reads and publishes in flight when the connection drops
 	scripts *scripting.Registry
 	log     *slog.Logger
 	stats   Stats
@@ -173,6 +174,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.R
 		cfg:      cfg,
 		js:       js,
 		store:    &store{nc: nc, events: cfg.EventStream, snaps: cfg.SnapshotStream},
+		drops:    newDrops(),
 		scripts:  scripts,
 		log:      log,
 		tallies:  make(map[string]*tally),
@@ -200,6 +202,7 @@ func (s *Snapshotter) Stats() *Stats { return &s.stats }
 func (s *Snapshotter) Run(ctx context.Context) error {
 	jobCtx, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
+	defer s.drops.watch(s.store.nc)()
 	var wg sync.WaitGroup
 	for range s.cfg.Workers {
 		rt := scripting.NewRuntime(s.cfg.Limits)
@@ -401,7 +404,7 @@ const ioTimeout = 10 * time.Second
 // be up to date: the actor is new to this process (t == nil), or deliveries
 // were not contiguous since its last update. It installs the tally.
 func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead) error {
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
+	ctx, cancel := s.drops.bind(context.Background(), ioTimeout)
 	defer cancel()
 	s.stats.Resyncs.Add(1)
 	filter := s.cfg.Pattern.ActorFilter(ev.typ, ev.id)
