@@ -19,16 +19,21 @@ import (
 var faultStrategy = snapshotter.Strategy{Kind: snapshotter.KindHybrid, Every: 20, MinEvents: 5, MaxEvents: 50}
 
 // TestFaultKill9: kill -9 jetsnap at random moments of a 200,000-event
-// workload over 2,000 actors, five times, restarting it each time.
+// workload over 2,000 actors, five times, restarting it each time (with
+// -short: 100,000 events over 1,000 actors, three times).
 func TestFaultKill9(t *testing.T) {
 	jetsnapBinary(t) // before the clock starts
+	actors, kills := 2000, 5
+	if testing.Short() {
+		actors, kills = 1000, 3
+	}
 	e := newEnv(t)
-	subjects, types := workload(2000, 100, []string{"Deposited", "Withdrawn", "Renamed"}, 11)
+	subjects, types := workload(actors, 100, []string{"Deposited", "Withdrawn", "Renamed"}, 11)
 	pub := e.publishPaced(subjects, types, 20000)
 	p := e.spawn(faultStrategy)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	for kill := 0; kill < 5; kill++ {
-		at := time.Duration(500+rng.IntN(2500)) * time.Millisecond
+	for kill := 0; kill < kills; kill++ {
+		at := time.Duration(500+rng.IntN(2500)*actors/2000) * time.Millisecond
 		time.Sleep(at) // the fault schedule, not a wait for a result
 		t.Logf("kill -9 #%d after %v, %d events published", kill+1, at, pub.sent.Load())
 		p.kill()
@@ -37,20 +42,22 @@ func TestFaultKill9(t *testing.T) {
 	pub.wait()
 	e.idle(faultStrategy, 3*time.Minute)
 	n := e.check(faultStrategy)
-	t.Logf("%d snapshots checked over 2,000 actors and 200,000 events after 5 kills", n)
-	if n < 2000*5 {
+	t.Logf("%d snapshots checked over %d actors and %d events after %d kills", n, actors, len(subjects), kills)
+	if n < actors*5 {
 		t.Fatalf("only %d snapshots", n)
 	}
 }
 
 // TestFaultOutage: nats-server stops for a while mid-workload and comes
 // back; jetsnap reconnects by itself, /readyz says so, consumption resumes.
+// The outages are 10 s and 150 s, with -short one of 4 s.
 func TestFaultOutage(t *testing.T) {
-	for _, down := range []time.Duration{10 * time.Second, 150 * time.Second} {
+	downs := []time.Duration{10 * time.Second, 150 * time.Second}
+	if testing.Short() {
+		downs = []time.Duration{4 * time.Second}
+	}
+	for _, down := range downs {
 		t.Run(down.String(), func(t *testing.T) {
-			if down > time.Minute && testing.Short() {
-				t.Skip("long outage")
-			}
 			jetsnapBinary(t)
 			e := newEnv(t)
 			subjects, types := workload(500, 60, []string{"Deposited", "Withdrawn"}, 12)
@@ -77,12 +84,17 @@ func TestFaultOutage(t *testing.T) {
 }
 
 // TestFaultRedelivery: a reducer slower than AckWait/2 per capture, and a
-// short AckWait: redeliveries and duplicates change no snapshot.
+// short AckWait: redeliveries and duplicates change no snapshot. 100
+// actors, with -short 30.
 func TestFaultRedelivery(t *testing.T) {
 	jetsnapBinary(t)
+	actors := 100
+	if testing.Short() {
+		actors = 30
+	}
 	e := newEnv(t)
 	e.script("account", "testdata/slow.js")
-	subjects, types := workload(100, 60, []string{"Deposited", "Withdrawn"}, 13)
+	subjects, types := workload(actors, 60, []string{"Deposited", "Withdrawn"}, 13)
 	p := e.spawn(faultStrategy, "JETSNAP_ACK_WAIT=1100ms", "JETSNAP_SCRIPT_TIMEOUT=1s", "JETSNAP_WORKERS=1")
 	e.publish(subjects, types)
 	e.idle(faultStrategy, 3*time.Minute)

@@ -27,7 +27,8 @@ func TestLongLivedActor(t *testing.T) {
 			o := defaults()
 			o.strategy = st
 			e.run(o)
-			subjects, types := workload(1, 10000, []string{"Deposited", "Withdrawn", "Deposited", "Closed"}, 7)
+			n := scaled(10000, 3)
+			subjects, types := workload(1, n, []string{"Deposited", "Withdrawn", "Deposited", "Closed"}, 7)
 			e.publish(subjects, types)
 			events := e.allEvents()
 			waitFor(t, time.Minute, "snapshots to catch up", e.settled(st, events))
@@ -52,7 +53,7 @@ func TestLongLivedActor(t *testing.T) {
 				t.Fatal(err)
 			}
 			evs := events["account.0"]
-			if ref := referenceFold("account.0", evs); fmt.Sprint(got) != fmt.Sprint(ref) || state.Version != 10000 {
+			if ref := referenceFold("account.0", evs); fmt.Sprint(got) != fmt.Sprint(ref) || state.Version != uint64(n) {
 				t.Errorf("Load = v%d %+v, reference = v%d %+v", state.Version, got, len(evs), ref)
 			}
 		})

@@ -23,6 +23,7 @@ func TestFaultSigterm(t *testing.T) {
 		p.stop() // SIGTERM; fails the test unless it exits 0 within 30s
 		t.Logf("SIGTERM #%d after %d events: exited in %v", i, pub.sent.Load(), time.Since(start))
 		p = e.spawn(faultStrategy)
+		waitFor(t, 30*time.Second, "ready", p.ready) // SIGTERM before the handler is set kills it
 	}
 	pub.wait()
 	e.idle(faultStrategy, 3*time.Minute)
