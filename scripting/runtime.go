@@ -104,6 +104,10 @@ type realm struct {
 	ctx    context.Context // parent with the timeout
 	cancel context.CancelFunc
 	stop   func() bool
+	// interrupted gets a value once the fold's interrupt (stop's function)
+	// has run, so that end waits for an interrupt already under way
+	// instead of leaving it to land on the next fold.
+	interrupted chan struct{}
 
 	form      form
 	reduceV   goja.Value // reduce
@@ -134,7 +138,7 @@ var epoch = time.Unix(0, 0).UTC()
 // newRealm makes a realm for s: sandbox, guards, lockdown.
 func newRealm(s *Script) (_ *realm, err error) {
 	configureRegexp()
-	r := &realm{vm: goja.New(), s: s, now: epoch}
+	r := &realm{vm: goja.New(), s: s, now: epoch, interrupted: make(chan struct{}, 1)}
 	defer func() {
 		if x := recover(); x != nil {
 			err = fmt.Errorf("scripting: internal error: %v", x)
@@ -248,8 +252,11 @@ func (r *realm) begin(ctx context.Context, actor string, lim Limits, console fun
 	r.dynamic, r.globalSet = false, false
 	r.vm.SetMaxCallStackSize(lim.MaxCallStack)
 	r.ctx, r.cancel = context.WithTimeout(ctx, lim.Timeout)
-	vm, tctx := r.vm, r.ctx
-	r.stop = context.AfterFunc(tctx, func() { vm.Interrupt(tctx.Err()) })
+	vm, tctx, interrupted := r.vm, r.ctx, r.interrupted
+	r.stop = context.AfterFunc(tctx, func() {
+		vm.Interrupt(tctx.Err())
+		interrupted <- struct{}{}
+	})
 	heapWatch.add(r)
 	out, err := r.run(goja.Undefined())
 	if err != nil {
@@ -265,7 +272,9 @@ func (r *realm) begin(ctx context.Context, actor string, lim Limits, console fun
 // succeeded and the realm is clean.
 func (r *realm) end(ok bool) {
 	heapWatch.remove(r)
-	r.stop()
+	if !r.stop() {
+		<-r.interrupted // the interrupt ran or is running: clear it after
+	}
 	r.cancel()
 	r.vm.ClearInterrupt()
 	r.reduceV, r.init, r.handlersV, r.anyV, r.revision = nil, nil, nil, nil, nil

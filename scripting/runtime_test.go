@@ -375,3 +375,32 @@ func TestFoldErrorOwnsItsText(t *testing.T) {
 		t.Fatalf("error %q became %q", before, after)
 	}
 }
+
+// TestCancelAfterFoldLeavesNoInterrupt: a fold's context that ends after its
+// JS has finished, just as the fold ends, leaves no interrupt behind in the
+// realm it puts back in the pool: the next fold on it, maybe of another
+// actor, runs normally.
+func TestCancelAfterFoldLeavesNoInterrupt(t *testing.T) {
+	s := mustCompile(t, "count.js", `function reduce(s, e) { s.n = (s.n || 0) + 1; return s; }`)
+	lim := Limits{}.withDefaults()
+	for i := range 2000 {
+		r, err := s.realm()
+		require_NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		require_NoError(t, r.begin(ctx, "a", lim, nil))
+		_, err = r.fold(nil, evs("a", "Deposited", `{}`))
+		require_NoError(t, err)
+		cancel() // its interrupt starts now, in a goroutine of its own
+		r.end(true)
+
+		r, err = s.realm()
+		require_NoError(t, err)
+		require_NoError(t, r.begin(context.Background(), "b", lim, nil))
+		out, err := r.fold(nil, evs("b", "Deposited", `{}`))
+		r.end(err == nil)
+		if err != nil {
+			t.Fatalf("fold %d, after a fold whose context ended as it finished: %v", i, err)
+		}
+		require_Equal(t, string(out), `{"n":1}`)
+	}
+}
