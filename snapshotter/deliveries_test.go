@@ -106,12 +106,54 @@ func TestEventsBetweenWentElsewhere(t *testing.T) {
 	}
 }
 
+// TestRedeliveryToTheOnlyProcess: with every delivery of the durable coming
+// to this process (Exclusive, as with batched acks), a redelivery is
+// counted against the stream, and so is its actor's next event, but the
+// other actors' next events still take the hot path; without Exclusive,
+// every actor is counted again.
+func TestRedeliveryToTheOnlyProcess(t *testing.T) {
+	for _, c := range []struct {
+		exclusive bool
+		resyncs   uint64
+	}{{true, 3}, {false, 4}} {
+		t.Run(fmt.Sprint("exclusive=", c.exclusive), func(t *testing.T) {
+			e := newEnv(t)
+			st := snapshotter.Strategy{Kind: snapshotter.KindInterval, Every: 3}
+			a := e.handlerWith(snapshotter.Config{Pattern: snapshotter.MustPattern("events.{type}.{id}"), Strategy: st, Exclusive: c.exclusive})
+			d := e.shared()
+			e.publishOne("events.account.x") // seq 1
+			e.publishOne("events.account.y") // seq 2
+			x1 := d.next(1, 1)
+			a.Handle(d.next(2, 1)) // y at version 1: new, counted against the stream
+			if err := x1.Nak(); err != nil {
+				t.Fatal(err)
+			}
+			a.Handle(d.next(1, 2)) // x at version 1, redelivered: counted against the stream
+			for _, subject := range []string{"x", "y", "x"} {
+				e.publishOne("events.account." + subject) // seqs 3 to 5
+			}
+			a.Handle(d.next(3, 1)) // x at version 2: counted against the stream
+			a.Handle(d.next(4, 1)) // y at version 2
+			a.Handle(d.next(5, 1)) // x at version 3: a placement
+
+			e.wantSnapshot(a, "account.x", 3, 5)
+			if got := a.Stats().Resyncs.Load(); got != c.resyncs {
+				t.Errorf("%d deliveries counted against the stream, want %d", got, c.resyncs)
+			}
+		})
+	}
+}
+
 // handler is a Snapshotter whose workers run until the test ends, fed by
 // the test rather than by a consumer.
 func (e *env) handler(st snapshotter.Strategy) *snapshotter.Snapshotter {
 	e.t.Helper()
-	snap, err := snapshotter.New(snapshotter.Config{Pattern: snapshotter.MustPattern("events.{type}.{id}"), Strategy: st},
-		e.nc, e.js, mustLoad(e.t, e.scripts), testLogger(e.t))
+	return e.handlerWith(snapshotter.Config{Pattern: snapshotter.MustPattern("events.{type}.{id}"), Strategy: st})
+}
+
+func (e *env) handlerWith(cfg snapshotter.Config) *snapshotter.Snapshotter {
+	e.t.Helper()
+	snap, err := snapshotter.New(cfg, e.nc, e.js, mustLoad(e.t, e.scripts), testLogger(e.t))
 	if err != nil {
 		e.t.Fatal(err)
 	}

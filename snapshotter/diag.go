@@ -25,7 +25,7 @@ func TallyMemory(n int, key func(i int) string) (bytesPerActor float64) {
 	s := &Snapshotter{tallies: make(map[string]*tally)}
 	for i := range n {
 		t := &tally{lastSeq: uint64(i) + 1, version: 1, snap: 1, tail: emptyTail}
-		s.install(key(i), t, true)
+		s.install(key(i), t, true, true)
 	}
 	after := liveHeap()
 	runtime.KeepAlive(s)

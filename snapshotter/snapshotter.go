@@ -16,7 +16,9 @@
 // consumer's deliveries stopped being contiguous (a restart, a redelivery,
 // another jetsnap on the same durable), is counted again from its last
 // snapshot and the EVENTS stream, so snapshot versions and placement depend
-// only on the stream's content. The first reads for new actors are made
+// only on the stream's content. With batched acks (Config.Exclusive) a
+// redelivery is counted so, with its actor's next event, but leaves the
+// other actors' tallies current. The first reads for new actors are made
 // ahead, many at once, while the deliveries behind them wait in order.
 package snapshotter
 
@@ -49,6 +51,11 @@ type Config struct {
 	ShutdownTimeout time.Duration // how long Run waits for queued captures at the end, default 10s
 	BufferBytes     int64         // memory for events buffered for captures, default 64 MiB; 0 in the zero Config
 	Limits          scripting.Limits
+	// Exclusive: every delivery of the durable comes to this process
+	// until the next Rewind, as with consumer.AckBatch, whose acker ends
+	// a session at the first delivery that went elsewhere. A redelivery
+	// then does not mean that newer events went to another process.
+	Exclusive bool
 }
 
 func (c *Config) setDefaults() {
@@ -297,17 +304,21 @@ func (s *Snapshotter) handle(d delivery, t *tally) {
 	// consecutive delivery sequences have no event of the stream between
 	// them that went elsewhere. A redelivery is an older event: newer ones
 	// may have gone elsewhere before it, so it ends the epoch for itself
-	// and for the delivery after it. lastDseq is the last sequence, not the
-	// highest: a durable deleted and created again, unnoticed, numbers its
-	// deliveries from 1 again.
-	contiguous := d.delivered == 1 && d.dseq == s.lastDseq+1 && !s.redelivery
+	// and for the delivery after it; not when the durable's deliveries are
+	// all this process's (Exclusive), where a redelivery only comes back
+	// here. lastDseq is the last sequence, not the highest: a durable
+	// deleted and created again, unnoticed, numbers its deliveries from 1
+	// again.
+	contiguous := d.dseq == s.lastDseq+1 && (s.cfg.Exclusive || d.delivered == 1 && !s.redelivery)
 	s.lastDseq, s.redelivery = d.dseq, d.delivered > 1
 	if !contiguous {
 		s.epoch++
 	}
-	if t != nil && t.epoch == s.epoch && ev.seq > t.lastSeq {
+	if t != nil && t.epoch == s.epoch && ev.seq > t.lastSeq && d.delivered == 1 {
 		// Hot path: every event of this actor since its last update was
-		// delivered to us, in order, so this one is the next version.
+		// delivered to us, in order, so this one is the next version. (A
+		// redelivery is counted against the stream: events of its actor
+		// handed back before it may come again after it.)
 		t.version++
 		t.lastSeq = ev.seq
 		s.buffer(t, ev)
@@ -318,7 +329,7 @@ func (s *Snapshotter) handle(d delivery, t *tally) {
 	if key == "" {
 		key = string(s.keyBuf)
 	}
-	if err := s.resync(key, t, ev, d.ahead); err != nil {
+	if err := s.resync(key, t, ev, d.ahead, d.delivered == 1); err != nil {
 		s.log.Warn("could not count event against the streams; it will be redelivered",
 			"actor", key, "seq", ev.seq, "err", err)
 		s.nak(ev.msg)
@@ -402,8 +413,9 @@ const ioTimeout = 10 * time.Second
 
 // resync counts ev against the streams when the tally cannot be trusted to
 // be up to date: the actor is new to this process (t == nil), or deliveries
-// were not contiguous since its last update. It installs the tally.
-func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead) error {
+// were not contiguous since its last update, or ev is a redelivery. It
+// installs the tally; firstDelivery: ev is not a redelivery (see install).
+func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead, firstDelivery bool) error {
 	ctx, cancel := s.drops.bind(context.Background(), ioTimeout)
 	defer cancel()
 	s.stats.Resyncs.Add(1)
@@ -436,7 +448,7 @@ func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead) e
 		if err := s.redelivered(ctx, key, filter, t, ev); err != nil {
 			return err
 		}
-		s.install(key, t, fresh)
+		s.install(key, t, fresh, firstDelivery)
 		return nil
 	}
 	k, err := s.countUpTo(ctx, filter, t.lastSeq+1, ev.seq, first)
@@ -483,12 +495,11 @@ func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead) e
 	startTail := k == 1 && t.version == t.snap
 	t.version++
 	t.lastSeq = ev.seq
-	t.epoch = s.epoch
 	if startTail {
 		t.tail = emptyTail
 		s.buffer(t, ev)
 	}
-	s.install(key, t, fresh)
+	s.install(key, t, fresh, firstDelivery)
 	s.evaluate(t, ev, &key)
 	return nil
 }
@@ -651,8 +662,18 @@ func (s *Snapshotter) checkAnchor(ctx context.Context, key string, snap Snapshot
 	return ErrStreamMismatch
 }
 
-func (s *Snapshotter) install(key string, t *tally, fresh bool) {
-	t.epoch = s.epoch
+// install records t as key's tally. After a first delivery it is current:
+// it has counted every event of its actor up to the last one delivered.
+// After a redelivery it may not be: a newer event of the actor handed back
+// (nak) before it is not counted yet, and must not be skipped by the hot
+// path; a tally that was current stays so.
+func (s *Snapshotter) install(key string, t *tally, fresh, firstDelivery bool) {
+	switch {
+	case firstDelivery:
+		t.epoch = s.epoch
+	case fresh:
+		t.epoch = s.epoch - 1
+	}
 	if fresh {
 		s.tallies[key] = t
 		s.stats.Tracked.Add(1)

@@ -188,6 +188,7 @@ func snapshotterConfig(cfg *config.Config) snapshotter.Config {
 		ShutdownTimeout: cfg.ShutdownTimeout,
 		BufferBytes:     max(int64(cfg.BufferBytes), 1), // 0 means no buffer, not the default
 		Limits:          limits(cfg),
+		Exclusive:       consumer.AckMode(cfg.AckMode) == consumer.AckBatch,
 	}
 }
 
