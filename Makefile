@@ -37,7 +37,7 @@ test:
 
 ## test-faults: the reliability suite: jetsnap as a real process killed with -9, nats-server outages
 ## of 10 s and 150 s, redeliveries, duplicates, two replicas; and the heaviest pipeline tests at
-## the full size that -race scales down; about 5 minutes
+## the full size that -race scales down; about 6 minutes
 ## (FAULTS_FLAGS=-short: one outage of 4 s, fewer actors and kills; about 1.5 minutes)
 test-faults:
 	bash -o pipefail -c "go test -tags faults -run 'Fault|TestLag|TestManyActors|TestRestart|TestLongLivedActor' -count=1 $(FAULTS_FLAGS) -timeout 20m -v ./snapshotter/ 2>&1 | grep -E '^(=== RUN|--- |\s+\w+_test.go|PASS|FAIL|ok|panic)'"
