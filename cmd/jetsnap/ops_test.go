@@ -296,10 +296,14 @@ func TestRunOperations(t *testing.T) {
 	actors := []string{"account.1", "account.2", "account.3", "account.4", "account.5"}
 	deposit(t, js, actors, 35)
 	var m map[string]*dto.MetricFamily
-	waitFor(t, 20*time.Second, "15 snapshots and 175 events in /metrics", func() bool {
+	// Settled: a capture queued twice (its event delivered again after a
+	// reset of the consumer at start-up, on a slow machine) ends as
+	// already up to date, after the 15th snapshot.
+	waitFor(t, 20*time.Second, "15 snapshots, 175 events and no capture left in /metrics", func() bool {
 		m = r.scrape(t)
 		return value(m, "jetsnap_snapshots_published_total", "actor_type=account") == 15 &&
-			value(m, "jetsnap_events_consumed_total") == 175
+			value(m, "jetsnap_events_consumed_total") >= 175 &&
+			value(m, "jetsnap_captures_queued") == 0 && value(m, "jetsnap_captures_running") == 0
 	})
 	replay := histogram(t, m, "jetsnap_replay_events")
 	if replay.GetSampleCount() != 15 || replay.GetSampleSum() != 150 || bucket(replay, 10) != 15 || bucket(replay, 5) != 0 {
@@ -313,8 +317,7 @@ func TestRunOperations(t *testing.T) {
 		t.Errorf("jetsnap_snapshot_size_bytes: count %d sum %v", h.GetSampleCount(), h.GetSampleSum())
 	}
 	for name, want := range map[string]float64{
-		"jetsnap_actors_tracked": 5, "jetsnap_snapshots_invalidated_total": 0,
-		"jetsnap_captures_queued": 0, "jetsnap_captures_running": 0, "jetsnap_consumer_pending": 0,
+		"jetsnap_actors_tracked": 5, "jetsnap_snapshots_invalidated_total": 0, "jetsnap_consumer_pending": 0,
 	} {
 		if got := value(m, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
