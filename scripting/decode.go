@@ -201,6 +201,9 @@ func (d *jsonDecoder) str() (string, bool) {
 	start := d.i + 1
 	escaped := false
 	for i := start; i < len(d.s); i++ {
+		if i = plainRun(d.s, i); i == len(d.s) {
+			break
+		}
 		switch c := d.s[i]; {
 		case c == '"':
 			d.i = i + 1

@@ -59,6 +59,9 @@ func FuzzDecodeEvent(f *testing.F) {
 		`"\ud800\u00e9\n\"x"`, `"plain"`, `null`, `true`, ` 42 `, ``, `not json`, "\xff\xfe", `{"a":`, `[[[[[]]]]]`,
 		`{"a":{"b":{"c":[{"d":null}]}}}`, `"\u0000"`, `{"":1}`, `-0`, `0e10`, `1E+2`,
 		// UTF-8 inside strings: valid, broken, a surrogate, past U+10FFFF, U+FFFD itself.
+		// Strings longer than a word (plainRun reads eight bytes at a time).
+		`{"pad":"xxxxxxxxxxxxxxxxxxxxxxxx","type":"T"}`, `["0123456789abcdef\"0123456789\\x\u0041yz"]`, "\"abcdefgh\x01ijklmnop\"",
+		"{\"abcdefghijk\xc3\xa9lmnopqrstu\":\"abcdefgh\x7fijkl\"}",
 		"{\"a\":\"\xc3\xa9\"}", "{\"a\":\"\xc3\"}", "{\"a\":\"\xed\xa0\x80\"}", "[\"\xf4\x90\x80\x80\"]", "\"\xef\xbf\xbd\"", "{\"\xff\":1}",
 	} {
 		f.Add([]byte(seed), "Type", "events.x.1", "Hdr", "v")

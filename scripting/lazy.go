@@ -174,6 +174,9 @@ func (v *jsonValidator) container(depth int) bool {
 func (v *jsonValidator) str() bool {
 	s := v.s
 	for i := v.i + 1; i < len(s); i++ {
+		if i = plainRun(s, i); i == len(s) {
+			return false
+		}
 		switch c := s[i]; {
 		case c == '"':
 			v.i = i + 1
@@ -204,6 +207,34 @@ func (v *jsonValidator) str() bool {
 		}
 	}
 	return false
+}
+
+// plainRun returns the index of the first byte of s at or after i that
+// ends a run of plain string bytes: '"', '\\', a control byte (< 0x20) or
+// a byte past ASCII; len(s) if there is none. Most payload bytes are plain
+// string bytes, so it tests eight at a time (the borrows of the
+// subtractions only ever mark a byte above one that is itself marked, so
+// whether any byte is marked is exact).
+func plainRun(s string, i int) int {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	for ; i+8 <= len(s); i += 8 {
+		w := s[i : i+8]
+		x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+			uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+		q, b := x^(ones*'"'), x^(ones*'\\')
+		if (x|(x-ones*0x20)|(q-ones)&^q|(b-ones)&^b)&high != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			return i
+		}
+	}
+	return i
 }
 
 // number checks -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at v.i.
