@@ -207,6 +207,7 @@ func (c *Consumer) rebind(ctx context.Context) (jetstream.Consumer, error) {
 		if err == nil {
 			return cons, nil
 		}
+		c.setWhy(fmt.Errorf("cannot bind durable %q: %w", c.cfg.Durable, err))
 		c.log.Warn("consumer: cannot bind yet; retrying", "retry_in", backoff, "err", err)
 		select {
 		case <-ctx.Done():
@@ -234,6 +235,8 @@ func (c *Consumer) reset(ctx context.Context) (gone bool) {
 		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
 			return true
 		}
+		c.setWhy(fmt.Errorf("cannot reset durable %q to its ack floor (batched acks need the permission $JS.API.CONSUMER.RESET.%s.%s and nats-server 2.14 or later, or JETSNAP_ACK_MODE=each): %w",
+			c.cfg.Durable, c.cfg.Stream, c.cfg.Durable, err))
 		c.log.Warn("consumer: cannot reset the durable to its ack floor yet (batched acks need the permission $JS.API.CONSUMER.RESET."+c.cfg.Stream+"."+c.cfg.Durable+" and nats-server 2.14 or later; or set JETSNAP_ACK_MODE=each); retrying",
 			"retry_in", backoff, "err", err)
 		select {

@@ -39,6 +39,7 @@ var ErrNotConsuming = errors.New("consumer: not consuming")
 type health struct {
 	mu      sync.Mutex
 	bound   bool  // Run is consuming
+	why     error // while not bound: why Run cannot consume yet (a failing bind or reset)
 	err     error // the last info poll failed
 	polled  bool  // an info poll succeeded once
 	pending uint64
@@ -80,6 +81,8 @@ func (c *Consumer) Ready() error {
 	c.health.mu.Lock()
 	defer c.health.mu.Unlock()
 	switch {
+	case !c.health.bound && c.health.why != nil:
+		return fmt.Errorf("%w: %w", ErrNotConsuming, c.health.why)
 	case !c.health.bound:
 		return ErrNotConsuming
 	case c.health.err != nil:
@@ -99,6 +102,15 @@ func (c *Consumer) Pending() (uint64, bool) {
 func (c *Consumer) setBound(bound bool) {
 	c.health.mu.Lock()
 	c.health.bound = bound
+	c.health.why = nil
+	c.health.mu.Unlock()
+}
+
+// setWhy records why Run cannot consume yet (nil: no known reason), for
+// Ready to tell.
+func (c *Consumer) setWhy(err error) {
+	c.health.mu.Lock()
+	c.health.why = err
 	c.health.mu.Unlock()
 }
 

@@ -2,10 +2,12 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,4 +164,50 @@ func TestReadyThroughOutage(t *testing.T) {
 	waitFor(t, 20*time.Second, "ready after the restart", func() bool { return cons.Ready() == nil })
 	publish()
 	waitFor(t, 20*time.Second, "the event published after the restart", func() bool { return got.Load() == 2 })
+}
+
+// TestReadyTellsWhyNot: a user without the permission to reset the durable
+// cannot start batched acks; Ready says so, naming the permission, while
+// Run keeps retrying.
+func TestReadyTellsWhyNot(t *testing.T) {
+	opts := natstest.DefaultTestOptions
+	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
+	opts.Users = []*server.User{
+		{Username: "admin", Password: "a"},
+		{Username: "jetsnap", Password: "j", Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Deny: []string{"$JS.API.CONSUMER.RESET.>"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{">"}},
+		}},
+	}
+	srv := natstest.RunServer(&opts)
+	t.Cleanup(srv.Shutdown)
+	dial := func(user, pass string) jetstream.JetStream {
+		nc, err := consumer.Connect(consumer.ConnConfig{URL: srv.ClientURL(), User: user, Password: pass}, quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, _ := jetstream.New(nc)
+		return js
+	}
+	if err := consumer.EnsureEventStream(context.Background(), dial("admin", "a"), "EVENTS", "events.>"); err != nil {
+		t.Fatal(err)
+	}
+	cons := consumer.New(batchConfig(), dial("jetsnap", "j"), quiet)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := cons.Run(ctx, func(jetstream.Msg) {}); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Cleanup(func() { stop(); wg.Wait() })
+	want := "$JS.API.CONSUMER.RESET.EVENTS.jetsnap"
+	waitFor(t, 20*time.Second, "Ready to name the reset permission", func() bool {
+		err := cons.Ready()
+		return err != nil && strings.Contains(err.Error(), want)
+	})
+	if err := cons.Ready(); !errors.Is(err, consumer.ErrNotConsuming) {
+		t.Errorf("Ready() = %v, want ErrNotConsuming", err)
+	}
 }
