@@ -164,6 +164,7 @@ func (c *Consumer) Bind(ctx context.Context) (jetstream.Consumer, error) {
 // and whenever a delivery went elsewhere (see acker), and calls
 // Config.OnReset before the first delivery that follows.
 func (c *Consumer) Run(ctx context.Context, handle func(jetstream.Msg)) error {
+	defer c.setWhy(nil)
 	cons, err := c.Bind(ctx)
 	if err != nil {
 		return err
@@ -205,7 +206,11 @@ func (c *Consumer) rebind(ctx context.Context) (jetstream.Consumer, error) {
 	for {
 		cons, err := c.Bind(ctx)
 		if err == nil {
+			c.setWhy(nil)
 			return cons, nil
+		}
+		if ctx.Err() != nil {
+			return nil, nil
 		}
 		c.setWhy(fmt.Errorf("cannot bind durable %q: %w", c.cfg.Durable, err))
 		c.log.Warn("consumer: cannot bind yet; retrying", "retry_in", backoff, "err", err)
@@ -228,12 +233,16 @@ func (c *Consumer) reset(ctx context.Context) (gone bool) {
 		cancel()
 		switch {
 		case err == nil:
+			c.setWhy(nil)
 			if c.cfg.OnReset != nil {
 				c.cfg.OnReset()
 			}
 			return false
 		case errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound):
 			return true
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		c.setWhy(fmt.Errorf("cannot reset durable %q to its ack floor (batched acks need the permission $JS.API.CONSUMER.RESET.%s.%s and nats-server 2.14 or later, or JETSNAP_ACK_MODE=each): %w",
 			c.cfg.Durable, c.cfg.Stream, c.cfg.Durable, err))

@@ -167,8 +167,9 @@ func TestReadyThroughOutage(t *testing.T) {
 }
 
 // TestReadyTellsWhyNot: a user without the permission to reset the durable
-// cannot start batched acks; Ready says so, naming the permission, while
-// Run keeps retrying.
+// cannot start batched acks; while Run keeps retrying, Ready says why
+// (jetsnap's hint names the permission: the server does not answer a
+// denied request, the reset times out), and no longer once Run returns.
 func TestReadyTellsWhyNot(t *testing.T) {
 	opts := natstest.DefaultTestOptions
 	opts.Port, opts.JetStream, opts.StoreDir = -1, true, t.TempDir()
@@ -209,5 +210,11 @@ func TestReadyTellsWhyNot(t *testing.T) {
 	})
 	if err := cons.Ready(); !errors.Is(err, consumer.ErrNotConsuming) {
 		t.Errorf("Ready() = %v, want ErrNotConsuming", err)
+	}
+	// Once Run has returned, the reason is gone with it.
+	stop()
+	wg.Wait()
+	if err := cons.Ready(); err != consumer.ErrNotConsuming {
+		t.Errorf("Ready() after Run = %v, want ErrNotConsuming alone", err)
 	}
 }
