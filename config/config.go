@@ -42,7 +42,7 @@ type Config struct {
 	MaxEvents        int                 `envconfig:"JETSNAP_MAX_EVENTS" default:"500" desc:"hybrid: a snapshot at the latest after this many new events, >= JETSNAP_MIN_EVENTS"`
 	MaxAge           time.Duration       `envconfig:"JETSNAP_MAX_AGE" default:"0" desc:"hybrid: snapshot when the oldest unsnapshotted event is this old; 0 = off"`
 	OnTypes          []string            `envconfig:"JETSNAP_ON_TYPES" desc:"hybrid: comma-separated event types that trigger a snapshot (after JETSNAP_MIN_EVENTS)"`
-	Workers          int                 `envconfig:"JETSNAP_WORKERS" default:"4" desc:"capture workers, each with its own reducer runtime, 1 to 256"`
+	Workers          int                 `envconfig:"JETSNAP_WORKERS" default:"16" desc:"capture workers (captures in flight: reading, folding, publishing), 1 to 256; at most one fold per CPU (GOMAXPROCS) runs at a time"`
 	ScriptsDir       string              `envconfig:"JETSNAP_SCRIPTS_DIR" default:"./scripts" desc:"directory of the reducers, <type>.js; reloaded on change"`
 	ScriptTimeout    time.Duration       `envconfig:"JETSNAP_SCRIPT_TIMEOUT" default:"2s" desc:"longest a reducer may run for one capture, > 0"`
 	MaxStateBytes    int                 `envconfig:"JETSNAP_MAX_STATE_BYTES" default:"921600" desc:"largest stored state in bytes, up to 64 MiB; must fit the server's max_payload (1 MiB by default) with headers"`

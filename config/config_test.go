@@ -83,7 +83,7 @@ func defaults() Config {
 		MinEvents:        10,
 		MaxEvents:        500,
 		MaxAge:           0,
-		Workers:          4,
+		Workers:          16,
 		ScriptsDir:       "./scripts",
 		ScriptTimeout:    2 * time.Second,
 		MaxStateBytes:    900 << 10,

@@ -261,7 +261,13 @@ func (s *Snapshotter) fold(ctx context.Context, rt *scripting.Runtime, script *s
 		}
 		s.stats.StreamReads.Add(uint64(len(events)))
 	}
+	select {
+	case s.folding <- struct{}{}:
+	case <-ctx.Done():
+		return Snapshot{}, ctx.Err()
+	}
 	out, err := rt.Fold(ctx, script, j.key, state, events)
+	<-s.folding
 	if err != nil {
 		if ctx.Err() != nil {
 			return Snapshot{}, ctx.Err()

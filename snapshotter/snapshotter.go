@@ -28,6 +28,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,13 +41,20 @@ import (
 
 // Config holds the snapshotter's tunables.
 type Config struct {
-	Pattern         Pattern  // event subjects, e.g. events.{type}.{id}
-	Strategy        Strategy // when actors are due
-	EventStream     string   // default EVENTS
-	SnapshotStream  string   // default SNAPSHOTS
-	SnapshotPrefix  string   // default snapshots
-	Workers         int      // capture workers, default 4
-	QueueSize       int      // captures queued per worker (QueueSize × Workers in all) before Handle blocks, default 256
+	Pattern        Pattern  // event subjects, e.g. events.{type}.{id}
+	Strategy       Strategy // when actors are due
+	EventStream    string   // default EVENTS
+	SnapshotStream string   // default SNAPSHOTS
+	SnapshotPrefix string   // default snapshots
+	// Workers are the captures in flight: reading, folding, publishing;
+	// default 16. At most Folds of them fold at once (default
+	// runtime.GOMAXPROCS(0), at most Workers): a fold only uses the CPU,
+	// and more folds than CPUs take it from the consumer and the server,
+	// while the workers beyond them wait on reads and publishes, so that
+	// a wave of captures does not queue behind round trips.
+	Workers         int
+	Folds           int
+	QueueSize       int // captures queued per worker (QueueSize × Workers in all) before Handle blocks, default 64
 	AckWait         time.Duration
 	ShutdownTimeout time.Duration // how long Run waits for queued captures at the end, default 10s
 	BufferBytes     int64         // memory for events buffered for captures, default 64 MiB; 0 in the zero Config
@@ -69,10 +77,14 @@ func (c *Config) setDefaults() {
 		c.SnapshotPrefix = "snapshots"
 	}
 	if c.Workers <= 0 {
-		c.Workers = 4
+		c.Workers = 16
 	}
+	if c.Folds <= 0 {
+		c.Folds = runtime.GOMAXPROCS(0)
+	}
+	c.Folds = min(c.Folds, c.Workers)
 	if c.QueueSize <= 0 {
-		c.QueueSize = 256
+		c.QueueSize = 64
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -139,7 +151,8 @@ type Snapshotter struct {
 	closed     bool
 	noScript   map[string]bool // actor types already reported without a reducer
 	captures   *captureQueue
-	waiting    []delivery // deliveries waiting behind reads made ahead (ahead.go), from waitHead on
+	folding    chan struct{} // a token per fold running (Config.Folds)
+	waiting    []delivery    // deliveries waiting behind reads made ahead (ahead.go), from waitHead on
 	waitHead   int
 	reading    map[string]bool // actors with reads made ahead, not handled yet
 
@@ -194,6 +207,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.R
 		return nil, fmt.Errorf("snapshotter: metrics: %w", err)
 	}
 	s.captures = newCaptureQueue(cfg.QueueSize * cfg.Workers)
+	s.folding = make(chan struct{}, cfg.Folds)
 	s.failed = make(map[string]job)
 	scripts.OnChange(s.reducerChanged)
 	return s, nil

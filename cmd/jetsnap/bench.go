@@ -195,6 +195,7 @@ type benchResult struct {
 	MinEvents    int     `json:"min_events"`
 	MaxEvents    int     `json:"max_events"`
 	Workers      int     `json:"workers"`
+	Folds        int     `json:"folds"` // folds at once: GOMAXPROCS, at most Workers (snapshotter.Config.Folds)
 	Script       string  `json:"script"`
 	DurationS    float64 `json:"duration_s"`
 
@@ -352,7 +353,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		Events: o.events, Actors: o.actors, PayloadBytes: o.payload, Mix: o.mix,
 		Strategy: c.Strategy, Every: o.every, MinEvents: o.minEvents, MaxEvents: o.max,
-		Workers: c.Workers, Script: o.script, Loads: o.loads, Replays: o.replays, MemoryActors: o.memActors,
+		Workers: c.Workers, Folds: min(runtime.GOMAXPROCS(0), c.Workers), Script: o.script, Loads: o.loads, Replays: o.replays, MemoryActors: o.memActors,
 	}
 
 	// The server.
@@ -388,8 +389,8 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 			_ = adminJS.DeleteStream(context.Background(), benchSnapStream)
 		}()
 	}
-	b.say("%s; %d events of %d B over %d actors, mix %s, %s EVERY=%d MIN=%d MAX=%d, %d workers",
-		res.Server, o.events, o.payload, o.actors, o.mix, c.Strategy, o.every, o.minEvents, o.max, c.Workers)
+	b.say("%s; %d events of %d B over %d actors, mix %s, %s EVERY=%d MIN=%d MAX=%d, %d workers, %d folds at once",
+		res.Server, o.events, o.payload, o.actors, o.mix, c.Strategy, o.every, o.minEvents, o.max, c.Workers, res.Folds)
 
 	// 1. The workload.
 	_, pubJS, err := b.dial("producer")
@@ -1196,8 +1197,8 @@ func (r *benchResult) print(w io.Writer) {
 		}
 		return "MISSED"
 	}
-	fmt.Fprintf(w, "jetsnap bench: %s events of %d B over %s actors (mix %s), %s EVERY=%d MIN=%d MAX=%d, %d workers\n",
-		count(r.Events), r.PayloadBytes, count(r.Actors), r.Mix, r.Strategy, r.Every, r.MinEvents, r.MaxEvents, r.Workers)
+	fmt.Fprintf(w, "jetsnap bench: %s events of %d B over %s actors (mix %s), %s EVERY=%d MIN=%d MAX=%d, %d workers, %d folds at once\n",
+		count(r.Events), r.PayloadBytes, count(r.Actors), r.Mix, r.Strategy, r.Every, r.MinEvents, r.MaxEvents, r.Workers, r.Folds)
 	fmt.Fprintf(w, "%s, %s, %d CPUs, %.0f s\n\n", r.Server, r.GoVersion, r.CPUs, r.DurationS)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	row := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t") }
@@ -1232,7 +1233,7 @@ func (r *benchResult) print(w io.Writer) {
 	}
 	row("snapshot lag p50 / p99", fmt.Sprintf("%.1f / %.1f ms", r.LagP50Ms, r.LagP99Ms),
 		fmt.Sprintf("at %s, %s snapshots, max %.0f ms", rateStr(r.LagRate), count(r.LagSamples), r.LagMaxMs), "", "p99 <= 50 ms "+ok("lag_p99_ms"))
-	row("  captures queued, at most", count(int(r.LagMaxQueued)), fmt.Sprintf("%d workers", r.Workers), "", "")
+	row("  captures queued, at most", count(int(r.LagMaxQueued)), fmt.Sprintf("%d workers, %d folds at once", r.Workers, r.Folds), "", "")
 	row("  slowest 1 %: due / queued / capture", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.LagSlowDueMs, r.LagSlowQueuedMs, r.LagSlowCaptureMs),
 		"means: publish to due, wait for a worker, capture", "", "")
 	row(fmt.Sprintf("load %s-event actor p50 / p99", count(r.LongEvents)), fmt.Sprintf("%.2f / %.2f ms", r.LoadP50Ms, r.LoadP99Ms),
