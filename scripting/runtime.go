@@ -69,16 +69,17 @@ func (rt *Runtime) Fold(ctx context.Context, s *Script, actor string, state []by
 	if err != nil {
 		return nil, err
 	}
-	if err := r.begin(ctx, actor, rt.lim, rt.console); err != nil {
-		r.end(false)
-		return nil, err
-	}
+	// Set before begin, which runs the script's top level: goja re-panics
+	// what is not a JS error, there as in the fold.
 	defer func() {
 		if x := recover(); x != nil {
 			out, err = nil, r.scriptError(fmt.Errorf("scripting: internal error: %v", x), nil)
 		}
 		r.end(err == nil)
 	}()
+	if err := r.begin(ctx, actor, rt.lim, rt.console); err != nil {
+		return nil, err
+	}
 	return r.fold(state, events)
 }
 

@@ -158,7 +158,7 @@ func handleAll(b *testing.B, s *snapshotter.Snapshotter, msgs []benchMsg) {
 // BenchmarkCapture is a capture per event (interval, EVERY=1): read the
 // base snapshot, fold the one event kept in memory, publish the snapshot
 // with its expected last subject sequence, ack. ns/op is per capture, with
-// the default 4 workers.
+// the default workers (16, one fold per CPU at a time).
 func BenchmarkCapture(b *testing.B) {
 	const actors = 100
 	e := newBenchEnv(b)

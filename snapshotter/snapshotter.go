@@ -54,7 +54,7 @@ type Config struct {
 	// a wave of captures does not queue behind round trips.
 	Workers         int
 	Folds           int
-	QueueSize       int // captures queued per worker (QueueSize × Workers in all) before Handle blocks, default 64
+	QueueSize       int // captures queued before Handle blocks, whatever Workers is; default 1024
 	AckWait         time.Duration
 	ShutdownTimeout time.Duration // how long Run waits for queued captures at the end, default 10s
 	BufferBytes     int64         // memory for events buffered for captures, default 64 MiB; 0 in the zero Config
@@ -84,7 +84,7 @@ func (c *Config) setDefaults() {
 	}
 	c.Folds = min(c.Folds, c.Workers)
 	if c.QueueSize <= 0 {
-		c.QueueSize = 64
+		c.QueueSize = 1024
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -206,7 +206,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, scripts *scripting.R
 	if s.tel, err = newTelemetry(o, &s.stats); err != nil {
 		return nil, fmt.Errorf("snapshotter: metrics: %w", err)
 	}
-	s.captures = newCaptureQueue(cfg.QueueSize * cfg.Workers)
+	s.captures = newCaptureQueue(cfg.QueueSize)
 	s.folding = make(chan struct{}, cfg.Folds)
 	s.failed = make(map[string]job)
 	scripts.OnChange(s.reducerChanged)
