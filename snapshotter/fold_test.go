@@ -22,9 +22,7 @@ func TestFoldsAtOnce(t *testing.T) {
 		{8, 3, 3},
 		{2, 5, 2},
 	} {
-		cfg := Config{Workers: c.workers, Folds: c.folds}
-		cfg.setDefaults()
-		if cfg.Folds != c.want {
+		if cfg := (Config{Workers: c.workers, Folds: c.folds}).WithDefaults(); cfg.Folds != c.want {
 			t.Errorf("Workers %d, Folds %d: %d folds at once, want %d", c.workers, c.folds, cfg.Folds, c.want)
 		}
 	}

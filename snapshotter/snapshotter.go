@@ -66,6 +66,12 @@ type Config struct {
 	Exclusive bool
 }
 
+// WithDefaults returns c with the defaults New applies to its zero fields.
+func (c Config) WithDefaults() Config {
+	c.setDefaults()
+	return c
+}
+
 func (c *Config) setDefaults() {
 	if c.EventStream == "" {
 		c.EventStream = "EVENTS"

@@ -195,7 +195,7 @@ type benchResult struct {
 	MinEvents    int     `json:"min_events"`
 	MaxEvents    int     `json:"max_events"`
 	Workers      int     `json:"workers"`
-	Folds        int     `json:"folds"` // folds at once: GOMAXPROCS, at most Workers (snapshotter.Config.Folds)
+	Folds        int     `json:"folds"` // folds at once (snapshotter.Config.Folds)
 	Script       string  `json:"script"`
 	DurationS    float64 `json:"duration_s"`
 
@@ -353,7 +353,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU(),
 		Events: o.events, Actors: o.actors, PayloadBytes: o.payload, Mix: o.mix,
 		Strategy: c.Strategy, Every: o.every, MinEvents: o.minEvents, MaxEvents: o.max,
-		Workers: c.Workers, Folds: min(runtime.GOMAXPROCS(0), c.Workers), Script: o.script, Loads: o.loads, Replays: o.replays, MemoryActors: o.memActors,
+		Workers: c.Workers, Folds: snapshotterConfig(b.cfg).WithDefaults().Folds, Script: o.script, Loads: o.loads, Replays: o.replays, MemoryActors: o.memActors,
 	}
 
 	// The server.
