@@ -1,6 +1,8 @@
 package snapshotter
 
 import (
+	"cmp"
+	"slices"
 	"time"
 
 	"github.com/jetsnap/jetsnap/scripting"
@@ -74,6 +76,16 @@ func (s *Snapshotter) buffer(t *tally, ev event) {
 	})
 	t.tail.bytes += size
 	s.stats.Buffered.Add(size)
+}
+
+// holds reports whether the tail holds the event at stream sequence seq.
+// A nil tail (not kept) holds nothing.
+func (b *buffer) holds(seq uint64) bool {
+	if b == nil {
+		return false
+	}
+	_, found := slices.BinarySearchFunc(b.events, seq, func(e buffered, seq uint64) int { return cmp.Compare(e.seq, seq) })
+	return found
 }
 
 // release gives a tail's bytes back to the budget.

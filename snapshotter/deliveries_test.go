@@ -227,3 +227,84 @@ func (e *env) wantSnapshot(s *snapshotter.Snapshotter, actor string, version, la
 		e.t.Fatalf("snapshot of %s: version %d at seq %d, want version %d at seq %d", actor, snap.Version, snap.LastSeq, version, lastSeq)
 	}
 }
+
+// heldAck is a delivery whose acknowledgement is held back, as the batched
+// acker holds back those behind a capture still running: the server
+// delivers it again once the test naks it.
+type heldAck struct {
+	jetstream.Msg
+	acked bool
+}
+
+func (m *heldAck) Ack() error { m.acked = true; return nil }
+
+// TestRedeliveryOfACountedEvent: with every delivery of the durable coming
+// to this process (Exclusive), an event counted after its actor's last
+// placement and delivered again (its ack held back past AckWait) is
+// acknowledged without reading the streams, not counted twice, and stays
+// in the tail that the next capture folds from memory; one counted before
+// the placement is counted against the streams, as any redelivery. Without
+// Exclusive, every redelivery is counted against the streams.
+func TestRedeliveryOfACountedEvent(t *testing.T) {
+	for _, c := range []struct {
+		exclusive   bool
+		recounted   uint64 // resyncs for the redeliveries of seqs 4 and 5
+		streamReads uint64 // events the capture at version 6 read back
+	}{{true, 0, 0}, {false, 2, 3}} {
+		t.Run(fmt.Sprint("exclusive=", c.exclusive), func(t *testing.T) {
+			e := newEnv(t)
+			st := snapshotter.Strategy{Kind: snapshotter.KindInterval, Every: 3}
+			a := e.handlerWith(snapshotter.Config{Pattern: snapshotter.MustPattern("events.{type}.{id}"), Strategy: st, Exclusive: c.exclusive})
+			d := e.shared()
+			for range 5 {
+				e.publishOne("events.account.x") // seqs 1 to 5
+			}
+			held := make([]*heldAck, 6)
+			for seq := uint64(1); seq <= 5; seq++ {
+				held[seq] = &heldAck{Msg: d.next(seq, 1)}
+				a.Handle(held[seq]) // version 3 is a placement; 4 and 5 are in its tail
+			}
+			e.wantSnapshot(a, "account.x", 3, 3)
+			nak := func(from, to int) {
+				for seq := from; seq <= to; seq++ {
+					if !held[seq].acked {
+						t.Fatalf("seq %d not acknowledged after its first delivery", seq)
+					}
+					if err := held[seq].Nak(); err != nil { // the server delivers it again
+						t.Fatal(err)
+					}
+				}
+			}
+			resyncs := a.Stats().Resyncs.Load() // 1: x is new
+			nak(4, 5)
+			for seq := uint64(4); seq <= 5; seq++ {
+				again := &heldAck{Msg: d.next(seq, 2)}
+				a.Handle(again)
+				if !again.acked {
+					t.Errorf("redelivery of seq %d not acknowledged", seq)
+				}
+			}
+			if got := a.Stats().Resyncs.Load(); got != resyncs+c.recounted {
+				t.Errorf("%d resyncs after the redeliveries of seqs 4 and 5, counted after the placement; want %d", got, resyncs+c.recounted)
+			}
+			e.publishOne("events.account.x") // seq 6: version 6, a placement
+			a.Handle(d.next(6, 1))
+			e.wantSnapshot(a, "account.x", 6, 6)
+			if got := a.Stats().StreamReads.Load(); got != c.streamReads {
+				t.Errorf("the capture at version 6 read %d events back from the stream, want %d", got, c.streamReads)
+			}
+			resyncs = a.Stats().Resyncs.Load()
+			nak(1, 3)
+			for seq := uint64(1); seq <= 3; seq++ {
+				a.Handle(d.next(seq, 2)) // before the placement: counted against the streams
+			}
+			if got := a.Stats().Resyncs.Load(); got != resyncs+3 {
+				t.Errorf("%d resyncs after the redeliveries of seqs 1 to 3, want %d", got, resyncs+3)
+			}
+			if got := a.Stats().Redelivered.Load(); got != 5 {
+				t.Errorf("%d redeliveries counted, want 5", got)
+			}
+			e.wantSnapshot(a, "account.x", 6, 6)
+		})
+	}
+}

@@ -18,7 +18,9 @@
 // snapshot and the EVENTS stream, so snapshot versions and placement depend
 // only on the stream's content. With batched acks (Config.Exclusive) a
 // redelivery is counted so, with its actor's next event, but leaves the
-// other actors' tallies current. The first reads for new actors are made
+// other actors' tallies current; and the redelivery of an event still in
+// its actor's tail (counted after the last placement, its ack held back)
+// is acknowledged from memory. The first reads for new actors are made
 // ahead, many at once, while the deliveries behind them wait in order.
 package snapshotter
 
@@ -116,6 +118,7 @@ func (c Config) Validate() error {
 type Stats struct {
 	Consumed      atomic.Uint64 // events handed to Handle
 	Unmatched     atomic.Uint64 // events whose subject does not fit the pattern
+	Redelivered   atomic.Uint64 // deliveries that were not an event's first
 	NoScript      atomic.Uint64 // due captures skipped: no reducer for the actor type
 	Published     atomic.Uint64 // snapshots stored
 	UpToDate      atomic.Uint64 // captures that found a snapshot at or after their version
@@ -283,6 +286,9 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 		s.log.Error("message is not a JetStream delivery; ignored", "subject", msg.Subject(), "reply", msg.Reply())
 		return
 	}
+	if r.Delivered > 1 {
+		s.stats.Redelivered.Add(1)
+	}
 	typ, id, token, ok := s.cfg.Pattern.Match(msg.Subject())
 	if !ok {
 		if n := s.stats.Unmatched.Add(1); n&(n-1) == 0 { // 1, 2, 4, 8, ...: rate-limited
@@ -337,12 +343,22 @@ func (s *Snapshotter) handle(d delivery, t *tally) {
 	if t != nil && t.epoch == s.epoch && ev.seq > t.lastSeq && d.delivered == 1 {
 		// Hot path: every event of this actor since its last update was
 		// delivered to us, in order, so this one is the next version. (A
-		// redelivery is counted against the stream: events of its actor
-		// handed back before it may come again after it.)
+		// redelivery is counted against the stream, unless its actor's
+		// tail holds it (below): events of its actor handed back before
+		// it may come again after it.)
 		t.version++
 		t.lastSeq = ev.seq
 		s.buffer(t, ev)
 		s.evaluate(t, ev, nil)
+		return
+	}
+	if t != nil && t.epoch == s.epoch && d.delivered > 1 && t.tail.holds(ev.seq) {
+		// A redelivery of an event counted in this epoch after its actor's
+		// last placement (its acknowledgement was held back, by a slow
+		// capture before it, past AckWait): it is not a placement, and
+		// nothing is left to do but acknowledge it. redelivered would
+		// read the streams to find that out.
+		s.ack(ev.msg)
 		return
 	}
 	key := d.key

@@ -117,6 +117,7 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 	}
 	counter("jetsnap.events.consumed", "{event}", "Events received from the event stream.", &st.Consumed)
 	counter("jetsnap.snapshots.invalidated", "{snapshot}", "Snapshots not used as a base because the reducer changed.", &st.Invalidated)
+	counter("jetsnap.events.redelivered", "{event}", "Deliveries that were not the event's first (AckWait passed, a nak, a restart).", &st.Redelivered)
 	counter("jetsnap.events.unmatched", "{event}", "Events whose subject does not fit JETSNAP_SUBJECT_PATTERN.", &st.Unmatched)
 	counter("jetsnap.capture.errors", "{error}", "Capture attempts that failed for a reason other than the reducer (each retry counts).", &st.CaptureErrors)
 	counter("jetsnap.captures.no_reducer", "{capture}", "Due captures skipped: no reducer for the actor type.", &st.NoScript)

@@ -92,7 +92,7 @@ func TestTelemetry(t *testing.T) {
 		t.Errorf("jetsnap.capture.duration: count %d sum %v, want %d positive durations", d.Count, d.Sum, captures)
 	}
 	for name, want := range map[string]int64{
-		"jetsnap.actors.tracked": actors, "jetsnap.snapshots.invalidated": 0, "jetsnap.reducer.errors": 0,
+		"jetsnap.actors.tracked": actors, "jetsnap.events.redelivered": 0, "jetsnap.snapshots.invalidated": 0, "jetsnap.reducer.errors": 0,
 		"jetsnap.captures.queued": 0, "jetsnap.captures.running": 0,
 	} {
 		if got := sum(m[name]); got != want {
