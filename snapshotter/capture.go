@@ -261,11 +261,13 @@ func (s *Snapshotter) fold(ctx context.Context, rt *scripting.Runtime, script *s
 		}
 		s.stats.StreamReads.Add(uint64(len(events)))
 	}
+	asked := time.Now()
 	select {
 	case s.folding <- struct{}{}:
 	case <-ctx.Done():
 		return Snapshot{}, ctx.Err()
 	}
+	s.tel.folding(ctx, time.Since(asked))
 	out, err := rt.Fold(ctx, script, j.key, state, events)
 	<-s.folding
 	if err != nil {

@@ -43,6 +43,15 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // capture; the span itself starts when the actor became due.
 const EventStarted = "started"
 
+// EventFolding is the event of a capture span when its fold got one of the
+// Config.Folds slots; from "started" to it the capture read its base and
+// waited for the slot (attribute AttrFoldWait).
+const EventFolding = "folding"
+
+// AttrFoldWait is the attribute of EventFolding: how long the capture
+// waited for the slot, in milliseconds.
+const AttrFoldWait = "jetsnap.fold_wait_ms"
+
 // InstrumentationName names the meter and tracer of this package.
 const InstrumentationName = "github.com/jetsnap/jetsnap/snapshotter"
 
@@ -64,6 +73,7 @@ type telemetry struct {
 	reducerErrs metric.Int64Counter
 	replay      metric.Int64Histogram
 	duration    metric.Float64Histogram
+	foldWait    metric.Float64Histogram
 	size        metric.Int64Histogram
 }
 
@@ -93,6 +103,10 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 	t.duration, err = m.Float64Histogram("jetsnap.capture.duration", metric.WithUnit("s"),
 		metric.WithDescription("Time from an actor being due to its snapshot being published."),
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+	check(err)
+	t.foldWait, err = m.Float64Histogram("jetsnap.fold.wait", metric.WithUnit("s"),
+		metric.WithDescription("Time a capture waited for a fold slot (one per CPU, GOMAXPROCS): long waits mean the folds need more CPU."),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
 	check(err)
 	t.size, err = m.Int64Histogram("jetsnap.snapshot.size", metric.WithUnit("By"),
 		metric.WithDescription("Size of the stored state of a snapshot."),
@@ -217,6 +231,14 @@ func (t *telemetry) folded(ctx context.Context, events []scripting.Event) {
 		}
 		seen[k] = true
 		span.AddLink(trace.Link{SpanContext: sc, Attributes: []attribute.KeyValue{attrSeq.Int64(int64(events[i].Seq))}})
+	}
+}
+
+// folding records that a capture got a fold slot after waiting for it.
+func (t *telemetry) folding(ctx context.Context, waited time.Duration) {
+	t.foldWait.Record(ctx, waited.Seconds())
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.AddEvent(EventFolding, trace.WithAttributes(attribute.Float64(AttrFoldWait, float64(waited)/float64(time.Millisecond))))
 	}
 }
 

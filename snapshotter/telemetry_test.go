@@ -91,6 +91,9 @@ func TestTelemetry(t *testing.T) {
 	if d := m["jetsnap.capture.duration"].(metricdata.Histogram[float64]).DataPoints[0]; d.Count != captures || d.Sum <= 0 {
 		t.Errorf("jetsnap.capture.duration: count %d sum %v, want %d positive durations", d.Count, d.Sum, captures)
 	}
+	if d := m["jetsnap.fold.wait"].(metricdata.Histogram[float64]).DataPoints[0]; d.Count != captures {
+		t.Errorf("jetsnap.fold.wait: count %d, want one wait per capture (%d)", d.Count, captures)
+	}
 	for name, want := range map[string]int64{
 		"jetsnap.actors.tracked": actors, "jetsnap.events.redelivered": 0, "jetsnap.snapshots.invalidated": 0, "jetsnap.reducer.errors": 0,
 		"jetsnap.captures.queued": 0, "jetsnap.captures.running": 0,
@@ -120,10 +123,12 @@ func TestTelemetry(t *testing.T) {
 		if v, _ := attrs.Value("jetsnap.outcome"); v.AsString() != "published" {
 			t.Errorf("%s: outcome %q", key, v.AsString())
 		}
-		// Queued, then started by a worker, then ended.
-		if ev := s.Events(); len(ev) == 0 || ev[0].Name != snapshotter.EventStarted ||
-			ev[0].Time.Before(s.StartTime()) || ev[0].Time.After(s.EndTime()) {
-			t.Errorf("%s: events %+v, want %q first, between the span's start %v and end %v", key, ev, snapshotter.EventStarted, s.StartTime(), s.EndTime())
+		// Queued, then started by a worker, then folding, then ended.
+		if ev := s.Events(); len(ev) != 2 || ev[0].Name != snapshotter.EventStarted || ev[1].Name != snapshotter.EventFolding ||
+			ev[0].Time.Before(s.StartTime()) || ev[1].Time.Before(ev[0].Time) || ev[1].Time.After(s.EndTime()) {
+			t.Errorf("%s: events %+v, want %q then %q, in order between the span's start %v and end %v", key, ev, snapshotter.EventStarted, snapshotter.EventFolding, s.StartTime(), s.EndTime())
+		} else if a := ev[1].Attributes; len(a) != 1 || a[0].Key != "jetsnap.fold_wait_ms" || a[0].Value.AsFloat64() < 0 {
+			t.Errorf("%s: %q event without a jetsnap.fold_wait_ms: %+v", key, snapshotter.EventFolding, ev[1].Attributes)
 		}
 	}
 	links := func(key string) []trace.SpanContext {

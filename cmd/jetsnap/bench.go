@@ -256,10 +256,12 @@ type benchResult struct {
 	LagMaxQueued     int64  `json:"lag_max_captures_queued"`
 	// Where the slowest 1 % of snapshots (lag at or above p99) spent their
 	// lag, on average: until jetsnap had the event and queued the capture,
-	// waiting for a worker, and in the capture (fold, reads, publish).
-	LagSlowDueMs     float64 `json:"lag_slowest_until_due_ms"`
-	LagSlowQueuedMs  float64 `json:"lag_slowest_queued_ms"`
-	LagSlowCaptureMs float64 `json:"lag_slowest_capture_ms"`
+	// waiting for a worker, and in the capture (fold, reads, publish), of
+	// which waiting for a fold slot.
+	LagSlowDueMs      float64 `json:"lag_slowest_until_due_ms"`
+	LagSlowQueuedMs   float64 `json:"lag_slowest_queued_ms"`
+	LagSlowCaptureMs  float64 `json:"lag_slowest_capture_ms"`
+	LagSlowFoldWaitMs float64 `json:"lag_slowest_fold_wait_ms"`
 
 	// Reader.
 	LongEvents   int     `json:"long_actor_events"`
@@ -1089,7 +1091,7 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 	res.LagSamples = len(lags)
 	p99 := pct(lags, 0.99)
 	res.LagP50Ms, res.LagP99Ms, res.LagMaxMs = ms(pct(lags, 0.50)), ms(p99), ms(pct(lags, 1))
-	var due, queued, captured time.Duration
+	var due, queued, captured, foldWait time.Duration
 	slow := 0
 	for _, s := range samples {
 		t, ok := times[s.seq]
@@ -1100,9 +1102,11 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 		due += t.due.Sub(base) - at[s.seq]
 		queued += t.started.Sub(t.due)
 		captured += t.ended.Sub(t.started)
+		foldWait += t.foldWait
 	}
 	if slow > 0 {
 		res.LagSlowDueMs, res.LagSlowQueuedMs, res.LagSlowCaptureMs = ms(due)/float64(slow), ms(queued)/float64(slow), ms(captured)/float64(slow)
+		res.LagSlowFoldWaitMs = ms(foldWait) / float64(slow)
 	}
 	return nil
 }
@@ -1235,7 +1239,7 @@ func (r *benchResult) print(w io.Writer) {
 		fmt.Sprintf("at %s, %s snapshots, max %.0f ms", rateStr(r.LagRate), count(r.LagSamples), r.LagMaxMs), "", "p99 <= 50 ms "+ok("lag_p99_ms"))
 	row("  captures queued, at most", count(int(r.LagMaxQueued)), fmt.Sprintf("%d workers, %d folds at once", r.Workers, r.Folds), "", "")
 	row("  slowest 1 %: due / queued / capture", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.LagSlowDueMs, r.LagSlowQueuedMs, r.LagSlowCaptureMs),
-		"means: publish to due, wait for a worker, capture", "", "")
+		fmt.Sprintf("means: publish to due, wait for a worker, capture (%.1f ms of it waiting to fold)", r.LagSlowFoldWaitMs), "", "")
 	row(fmt.Sprintf("load %s-event actor p50 / p99", count(r.LongEvents)), fmt.Sprintf("%.2f / %.2f ms", r.LoadP50Ms, r.LoadP99Ms),
 		fmt.Sprintf("full replay: %.0f / %.0f ms", r.ReplayP50Ms, r.ReplayP99Ms), fmt.Sprintf("%.0fx", r.LoadSpeedup),
 		"p50 <= 2 ms "+ok("load_p50_ms")+", >= 100x "+ok("load_speedup"))

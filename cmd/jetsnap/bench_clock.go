@@ -13,7 +13,8 @@ import (
 
 // captureClock times the pipeline's captures, while on, from their spans:
 // when each became due (the span's start), when a worker took it (its
-// "started" event) and when it was settled (the span's end). It is the
+// "started" event), how long it waited for a fold slot (its "folding"
+// events) and when it was settled (the span's end). It is the
 // bench's tracer provider's sampler and span processor: off, it samples
 // nothing, so the pipeline's spans cost what they cost without telemetry.
 type captureClock struct {
@@ -22,7 +23,10 @@ type captureClock struct {
 	times map[uint64]captureTimes // by the EVENTS sequence of the capture's last event
 }
 
-type captureTimes struct{ due, started, ended time.Time }
+type captureTimes struct {
+	due, started, ended time.Time
+	foldWait            time.Duration // summed over the attempts
+}
 
 func (c *captureClock) tracerProvider() *sdktrace.TracerProvider {
 	return sdktrace.NewTracerProvider(sdktrace.WithSampler(c), sdktrace.WithSpanProcessor(c))
@@ -61,8 +65,15 @@ func (c *captureClock) OnEnd(s sdktrace.ReadOnlySpan) {
 	}
 	t := captureTimes{due: s.StartTime(), ended: s.EndTime()}
 	for _, ev := range s.Events() {
-		if ev.Name == snapshotter.EventStarted {
+		switch ev.Name {
+		case snapshotter.EventStarted:
 			t.started = ev.Time
+		case snapshotter.EventFolding:
+			for _, a := range ev.Attributes {
+				if a.Key == snapshotter.AttrFoldWait {
+					t.foldWait += time.Duration(a.Value.AsFloat64() * float64(time.Millisecond))
+				}
+			}
 		}
 	}
 	for _, a := range s.Attributes() {

@@ -49,6 +49,9 @@ func TestBench(t *testing.T) {
 	if due <= 0 || queued < 0 || capture <= 0 || due+queued+capture > res["lag_max_ms"].(float64)+50 {
 		t.Errorf("slowest snapshots: %.2f ms until due, %.2f queued, %.2f capturing; lag at most %v ms", due, queued, capture, res["lag_max_ms"])
 	}
+	if wait, ok := res["lag_slowest_fold_wait_ms"].(float64); !ok || wait < 0 || wait > capture {
+		t.Errorf("slowest snapshots: %v ms waiting for a fold slot, out of %.2f ms capturing", res["lag_slowest_fold_wait_ms"], capture)
+	}
 	if res["native_fold_matches_reducer"] != true {
 		t.Errorf("the native fold differs from scripts/account.js:\n%s", stderr.String())
 	}

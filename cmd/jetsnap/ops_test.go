@@ -313,6 +313,9 @@ func TestRunOperations(t *testing.T) {
 	if h := histogram(t, m, "jetsnap_capture_duration_seconds"); h.GetSampleCount() != 15 || h.GetSampleSum() <= 0 {
 		t.Errorf("jetsnap_capture_duration_seconds: count %d sum %v", h.GetSampleCount(), h.GetSampleSum())
 	}
+	if h := histogram(t, m, "jetsnap_fold_wait_seconds"); h.GetSampleCount() < 15 {
+		t.Errorf("jetsnap_fold_wait_seconds: count %d, want a wait per fold (15 or more)", h.GetSampleCount())
+	}
 	if h := histogram(t, m, "jetsnap_snapshot_size_bytes"); h.GetSampleCount() != 15 || h.GetSampleSum() < 15*50 {
 		t.Errorf("jetsnap_snapshot_size_bytes: count %d sum %v", h.GetSampleCount(), h.GetSampleSum())
 	}
