@@ -187,8 +187,15 @@ func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job)
 	}
 	subject := s.snapshotSubject(j.key)
 	for range 5 {
-		base, err := s.store.latestSnapshot(ctx, subject)
-		found := err == nil
+		// The snapshot this process published last for the actor, if kept
+		// (bases.go), else the latest in the stream.
+		base, kept := s.takeBase(j.key)
+		kept = kept && base.Version < j.version
+		found, err := kept, error(nil)
+		if !kept {
+			base, err = s.store.latestSnapshot(ctx, subject)
+			found = err == nil
+		}
 		if err != nil && !errors.Is(err, ErrNoSnapshot) {
 			return Snapshot{}, err
 		}
@@ -204,6 +211,9 @@ func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job)
 			}
 		}
 		snap, err := s.fold(ctx, rt, script, j, base, found)
+		if rerr := (*ReducerError)(nil); err != nil && kept && ctx.Err() == nil && !errors.As(err, &rerr) {
+			continue // perhaps not the latest (a mismatch): look at the one in the stream
+		}
 		if err != nil {
 			return Snapshot{}, err
 		}
@@ -216,6 +226,7 @@ func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job)
 			return snap, err
 		}
 		snap.Seq = seq
+		s.keepBase(j.key, snap)
 		return snap, nil
 	}
 	return Snapshot{}, fmt.Errorf("publish snapshot %s version %d: the subject kept changing", j.key, j.version)

@@ -227,6 +227,11 @@ func TestForget(t *testing.T) {
 	if got := fmt.Sprint(j.snap.Stats().ReducerErrors.Load()); got != "0" {
 		t.Fatalf("reducer errors: %s", got)
 	}
+	// The capture at version 30 started from the version 20 it had kept
+	// (bases.go), purged since: its publish was refused, and it read again.
+	if got := j.snap.Stats().Conflicts.Load(); got != 1 {
+		t.Errorf("%d publishes refused, want 1 (on the kept, forgotten version 20)", got)
+	}
 }
 
 // TestStreamRecreated: EVENTS is deleted and recreated with other events.

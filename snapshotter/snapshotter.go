@@ -6,8 +6,9 @@
 // on one goroutine: it counts the event into its actor's tally and, when the
 // strategy says the actor is due, queues a capture. A fixed pool of workers,
 // one scripting.Runtime each, runs the captures, an actor's one at a time
-// and in order (captureQueue): read the actor's last
-// snapshot and the events after it from the streams, fold, publish. An
+// and in order (captureQueue): take the actor's last snapshot (kept from
+// its previous capture, bases.go, or read from the stream) and the events
+// after it (buffered, or read), fold, publish. An
 // event is acknowledged once tallied, except an event that makes its actor
 // due: that one is acknowledged after its snapshot is published, so a crash
 // never loses a due snapshot.
@@ -171,6 +172,8 @@ type Snapshotter struct {
 
 	gen        atomic.Uint64 // bumped by a reset; older jobs are dropped
 	resetAsked atomic.Bool   // a worker found the stream changed: reset at the next event
+
+	bases bases // the last snapshot of actors, for their next capture (bases.go)
 
 	failedMu sync.Mutex
 	failed   map[string]job // the last capture of each actor whose reducer failed
@@ -650,6 +653,7 @@ func (s *Snapshotter) resetLocked(reason string) {
 		s.release(t.tail)
 	}
 	clear(s.tallies)
+	s.dropBases()
 	s.stats.Tracked.Store(0)
 	s.stats.Resets.Add(1)
 	s.gen.Add(1)

@@ -135,7 +135,7 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 	counter("jetsnap.events.unmatched", "{event}", "Events whose subject does not fit JETSNAP_SUBJECT_PATTERN.", &st.Unmatched)
 	counter("jetsnap.capture.errors", "{error}", "Capture attempts that failed for a reason other than the reducer (each retry counts).", &st.CaptureErrors)
 	counter("jetsnap.captures.no_reducer", "{capture}", "Due captures skipped: no reducer for the actor type.", &st.NoScript)
-	counter("jetsnap.snapshots.conflicts", "{snapshot}", "Publishes refused because another snapshot appeared first.", &st.Conflicts)
+	counter("jetsnap.snapshots.conflicts", "{snapshot}", "Publishes refused because the snapshot subject changed since the capture took its base (another snapshot, a purge).", &st.Conflicts)
 	counter("jetsnap.tallies.resynced", "{tally}", "Tallies counted again from the streams (new actors, restarts, redeliveries).", &st.Resyncs)
 	counter("jetsnap.replay.stream_reads", "{event}", "Events captures read back from the stream instead of memory.", &st.StreamReads)
 	gauge("jetsnap.actors.tracked", "{actor}", "Actors with a tally in memory.", st.Tracked.Load)
@@ -144,7 +144,7 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 	})
 	gauge("jetsnap.captures.running", "{capture}", "Captures in flight.", st.Running.Load)
 	gauge("jetsnap.deliveries.waiting", "{event}", "Events delivered and not counted yet: waiting, in order, behind the first reads of a new actor.", st.Waiting.Load)
-	gauge("jetsnap.buffer.size", "By", "Memory held by events buffered for captures.", st.Buffered.Load)
+	gauge("jetsnap.buffer.size", "By", "Memory held by events buffered for captures and by the snapshots kept as their bases.", st.Buffered.Load)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
