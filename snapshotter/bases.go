@@ -3,9 +3,10 @@ package snapshotter
 import "sync"
 
 // Bases. A capture starts from its actor's last snapshot, which is most
-// often the one this process published at the actor's previous capture.
-// bases keeps that snapshot for the next capture, which then does not read
-// it back from the stream: a round trip less, on a server that is often
+// often the one this process published at the actor's previous capture,
+// or, for an actor new to this process, the one read to count it. bases
+// keeps that snapshot for the next capture, which then does not read it
+// back from the stream: a round trip less, on a server that is often
 // busiest exactly when many actors are due at once.
 //
 // A kept base is only ever a hint. The publish that follows expects the
@@ -36,7 +37,8 @@ func baseSize(key string, snap Snapshot) int64 {
 	return int64(len(key)+len(snap.State)+len(snap.Reducer)) + baseOverhead
 }
 
-// keepBase keeps snap, just published, as the base of key's next capture.
+// keepBase keeps snap, just published or read, as the base of key's next
+// capture.
 func (s *Snapshotter) keepBase(key string, snap Snapshot) {
 	b := &s.bases
 	size := baseSize(key, snap)

@@ -472,6 +472,7 @@ func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead, f
 				return err
 			}
 			t.lastSeq, t.version, t.snap = a.snap.LastSeq, a.snap.Version, a.snap.Version
+			s.keepBase(key, a.snap) // read already: the base of its next capture
 		case !errors.Is(a.snapErr, ErrNoSnapshot):
 			return a.snapErr
 		}
