@@ -660,7 +660,8 @@ func (s *Snapshotter) resetLocked(reason string) {
 	s.gen.Add(1)
 	s.lastDseq = 0
 	s.epoch++
-	s.log.Warn("every tally dropped; actors are counted again from their snapshots and the stream", "reason", reason)
+	s.log.Warn("every tally dropped; actors are counted again from their snapshots and the stream; captures queued before are dropped unstarted, their events come again",
+		"reason", reason, "captures_queued_or_running", s.stats.Queued.Load())
 }
 
 // checkAnchor checks that the stream still holds the event a snapshot ends
