@@ -48,14 +48,15 @@ func (s *Snapshotter) keepBase(key string, snap Snapshot) {
 	if old, ok := b.m[key]; ok {
 		s.dropBase(key, old)
 	}
+	tails := s.stats.Buffered.Load() - b.bytes
+	if size > limit || tails+size > s.cfg.BufferBytes {
+		return // no room even without the other bases: the tails have it
+	}
 	for k, old := range b.m { // random order: evict at random
-		if b.bytes+size <= limit && s.stats.Buffered.Load()+size <= s.cfg.BufferBytes {
+		if b.bytes+size <= limit && tails+b.bytes+size <= s.cfg.BufferBytes {
 			break
 		}
 		s.dropBase(k, old)
-	}
-	if b.bytes+size > limit || s.stats.Buffered.Load()+size > s.cfg.BufferBytes {
-		return
 	}
 	if b.m == nil {
 		b.m = make(map[string]Snapshot)

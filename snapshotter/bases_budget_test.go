@@ -57,7 +57,15 @@ func TestBasesBudget(t *testing.T) {
 	if b := s.stats.Buffered.Load(); b > budget {
 		t.Errorf("%d bytes buffered, over the budget of %d", b, budget)
 	}
-	tails := s.stats.Buffered.Load() - s.bases.bytes
+	// The tails take the whole budget: the bases kept stay, the new one is
+	// not kept.
+	tails := int64(budget)
+	s.stats.Buffered.Store(tails + s.bases.bytes)
+	n := len(s.bases.m)
+	s.keepBase("account.101", snap(101))
+	if _, ok := s.bases.m["account.101"]; ok || len(s.bases.m) != n {
+		t.Errorf("with the tails taking the budget: %d bases kept (account.101 among them: %v), want the %d before", len(s.bases.m), ok, n)
+	}
 	s.mu.Lock()
 	s.resetLocked("test")
 	s.mu.Unlock()
