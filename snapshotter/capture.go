@@ -193,6 +193,7 @@ func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job)
 		kept = kept && base.Version < j.version
 		found, err := kept, error(nil)
 		if !kept {
+			s.stats.BaseReads.Add(1)
 			base, err = s.store.latestSnapshot(ctx, subject)
 			found = err == nil
 		}

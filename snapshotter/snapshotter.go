@@ -130,6 +130,7 @@ type Stats struct {
 	Conflicts     atomic.Uint64 // publishes refused because a newer snapshot appeared
 	ReplayEvents  atomic.Uint64 // events folded by captures
 	StreamReads   atomic.Uint64 // events captures read back from the stream (not from memory)
+	BaseReads     atomic.Uint64 // captures that read their base from the stream (none kept, bases.go)
 	Evictions     atomic.Uint64 // actor buffers dropped to stay within BufferBytes
 	Buffered      atomic.Int64  // bytes of events buffered for captures
 	Tracked       atomic.Int64  // actors with a tally

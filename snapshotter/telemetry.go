@@ -137,6 +137,7 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 	counter("jetsnap.captures.no_reducer", "{capture}", "Due captures skipped: no reducer for the actor type.", &st.NoScript)
 	counter("jetsnap.snapshots.conflicts", "{snapshot}", "Publishes refused because the snapshot subject changed since the capture took its base (another snapshot, a purge).", &st.Conflicts)
 	counter("jetsnap.tallies.resynced", "{tally}", "Tallies counted again from the streams (new actors, restarts, redeliveries).", &st.Resyncs)
+	counter("jetsnap.capture.base_reads", "{read}", "Capture attempts that read their base snapshot from the stream, none being kept in memory.", &st.BaseReads)
 	counter("jetsnap.replay.stream_reads", "{event}", "Events captures read back from the stream instead of memory.", &st.StreamReads)
 	gauge("jetsnap.actors.tracked", "{actor}", "Actors with a tally in memory.", st.Tracked.Load)
 	gauge("jetsnap.captures.queued", "{capture}", "Captures due and waiting for a worker.", func() int64 {
