@@ -60,7 +60,7 @@ type Config struct {
 	QueueSize       int // captures queued before Handle blocks, whatever Workers is; default 1024
 	AckWait         time.Duration
 	ShutdownTimeout time.Duration // how long Run waits for queued captures at the end, default 10s
-	BufferBytes     int64         // memory for events buffered for captures, default 64 MiB; 0 in the zero Config
+	BufferBytes     int64         // memory for events buffered for captures and, up to a quarter of it, kept bases; default 64 MiB; 0 in the zero Config
 	Limits          scripting.Limits
 	// Exclusive: every delivery of the durable comes to this process
 	// until the next Rewind, as with consumer.AckBatch, whose acker ends
@@ -127,12 +127,12 @@ type Stats struct {
 	CaptureErrors atomic.Uint64 // captures that failed for another reason
 	Invalidated   atomic.Uint64 // bases ignored because the reducer changed
 	Resyncs       atomic.Uint64 // tallies counted again from the streams
-	Conflicts     atomic.Uint64 // publishes refused because a newer snapshot appeared
+	Conflicts     atomic.Uint64 // publishes refused because the subject changed since the capture took its base (a newer snapshot, a purge)
 	ReplayEvents  atomic.Uint64 // events folded by captures
 	StreamReads   atomic.Uint64 // events captures read back from the stream (not from memory)
 	BaseReads     atomic.Uint64 // captures that read their base from the stream (none kept, bases.go)
 	Evictions     atomic.Uint64 // actor buffers dropped to stay within BufferBytes
-	Buffered      atomic.Int64  // bytes of events buffered for captures
+	Buffered      atomic.Int64  // bytes of events buffered for captures and of kept bases
 	Tracked       atomic.Int64  // actors with a tally
 	Queued        atomic.Int64  // captures queued or running
 	Waiting       atomic.Int64  // deliveries waiting behind reads made ahead for new actors
