@@ -10,6 +10,7 @@ type Reply struct {
 	StreamSeq   uint64 // the message's sequence in the stream
 	ConsumerSeq uint64 // the delivery's sequence in the consumer
 	Timestamp   int64  // when the message was stored, unix ns
+	Pending     uint64 // messages of the stream left to deliver after this one: how far behind the consumer is
 }
 
 // ParseReply reads a delivery's reply subject, in the short form and in the
@@ -26,8 +27,8 @@ func ParseReply(reply string) (r Reply, ok bool) {
 	} else if n != 7 {
 		return Reply{}, false
 	}
-	var nums [4]uint64
-	for i := 0; i < skip+4; i++ {
+	var nums [5]uint64
+	for i := 0; i < skip+5; i++ {
 		var tok string
 		tok, rest, _ = strings.Cut(rest, ".")
 		if i >= skip {
@@ -38,7 +39,7 @@ func ParseReply(reply string) (r Reply, ok bool) {
 			nums[i-skip] = n
 		}
 	}
-	return Reply{Delivered: nums[0], StreamSeq: nums[1], ConsumerSeq: nums[2], Timestamp: int64(nums[3])}, true
+	return Reply{Delivered: nums[0], StreamSeq: nums[1], ConsumerSeq: nums[2], Timestamp: int64(nums[3]), Pending: nums[4]}, true
 }
 
 func parseUint(s string) (uint64, bool) {
