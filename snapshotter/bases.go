@@ -16,8 +16,15 @@ import "sync"
 // reads the base from the stream and folds again. Keeping one that is out
 // of date costs a fold, never a wrong snapshot.
 //
-// A reset drops them all; a fold that fails on a kept base for another
+// A reset drops them all, and a base kept by a capture that began before
+// the reset is not taken after it (each base has the reset generation of
+// the job that kept it); a fold that fails on a kept base for another
 // reason than the reducer (a mismatch with the stream) reads it instead.
+//
+// A base may also be a fold made ahead (foldahead.go): the state after some of
+// the events since the last snapshot, not published, whose Seq is that of
+// the last snapshot it starts from. It is used as any other base, and the
+// publish that follows expects that same sequence.
 //
 // Bases share Config.BufferBytes with the buffered tails, up to a quarter
 // of it: past that a new base replaces an old one at random. Tails matter
@@ -25,8 +32,13 @@ import "sync"
 // base not kept costs one read.
 type bases struct {
 	mu    sync.Mutex
-	m     map[string]Snapshot // by actor key
+	m     map[string]keptBase // by actor key
 	bytes int64
+}
+
+type keptBase struct {
+	snap Snapshot
+	gen  uint64 // the reset generation of the job that kept it
 }
 
 // baseOverhead approximates what a kept base costs beyond its state and
@@ -37,16 +49,17 @@ func baseSize(key string, snap Snapshot) int64 {
 	return int64(len(key)+len(snap.State)+len(snap.Reducer)) + baseOverhead
 }
 
-// keepBase keeps snap, just published or read, as the base of key's next
-// capture.
-func (s *Snapshotter) keepBase(key string, snap Snapshot) {
+// keepBase keeps snap, just published, read or folded ahead, as the base
+// of key's next capture; gen is the reset generation of the job or the
+// count that has it.
+func (s *Snapshotter) keepBase(key string, snap Snapshot, gen uint64) {
 	b := &s.bases
 	size := baseSize(key, snap)
 	limit := s.cfg.BufferBytes / 4
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if old, ok := b.m[key]; ok {
-		s.dropBase(key, old)
+		s.dropBase(key, old.snap)
 	}
 	tails := s.stats.Buffered.Load() - b.bytes
 	if size > limit || tails+size > s.cfg.BufferBytes {
@@ -56,26 +69,27 @@ func (s *Snapshotter) keepBase(key string, snap Snapshot) {
 		if b.bytes+size <= limit && tails+b.bytes+size <= s.cfg.BufferBytes {
 			break
 		}
-		s.dropBase(k, old)
+		s.dropBase(k, old.snap)
 	}
 	if b.m == nil {
-		b.m = make(map[string]Snapshot)
+		b.m = make(map[string]keptBase)
 	}
-	b.m[key] = snap
+	b.m[key] = keptBase{snap: snap, gen: gen}
 	b.bytes += size
 	s.stats.Buffered.Add(size)
 }
 
-// takeBase returns and forgets the base kept for key's next capture.
-func (s *Snapshotter) takeBase(key string) (Snapshot, bool) {
+// takeBase returns and forgets the base kept for key's next capture, if
+// one was kept in reset generation gen.
+func (s *Snapshotter) takeBase(key string, gen uint64) (Snapshot, bool) {
 	b := &s.bases
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	snap, ok := b.m[key]
+	kb, ok := b.m[key]
 	if ok {
-		s.dropBase(key, snap)
+		s.dropBase(key, kb.snap)
 	}
-	return snap, ok
+	return kb.snap, ok && kb.gen == gen
 }
 
 // dropBases drops every base, at a reset: the streams may have been
@@ -85,8 +99,8 @@ func (s *Snapshotter) takeBase(key string) (Snapshot, bool) {
 func (s *Snapshotter) dropBases() {
 	s.bases.mu.Lock()
 	defer s.bases.mu.Unlock()
-	for k, snap := range s.bases.m {
-		s.dropBase(k, snap)
+	for k, kb := range s.bases.m {
+		s.dropBase(k, kb.snap)
 	}
 }
 

@@ -1,8 +1,6 @@
 package snapshotter
 
 import (
-	"cmp"
-	"slices"
 	"time"
 
 	"github.com/jetsnap/jetsnap/scripting"
@@ -15,6 +13,10 @@ import (
 type buffer struct {
 	events []buffered
 	bytes  int64
+	// from is the sequence of the actor's first event after its last
+	// placement: the first of events, or of those before them folded
+	// ahead (foldahead.go).
+	from uint64
 }
 
 type buffered struct {
@@ -46,10 +48,14 @@ func (s *Snapshotter) buffer(t *tally, ev event) {
 		return
 	}
 	if t.tail == emptyTail {
-		// Room for the events up to the next placement on counts, so
-		// that the tail is not copied as it grows.
-		n := min(s.cfg.Strategy.Next(t.snap)-t.snap, maxPrealloc)
-		t.tail = &buffer{events: make([]buffered, 0, n)}
+		// ev is the first event after the placement. Room for the events
+		// up to the next placement on counts or, while the consumer keeps
+		// up, to the next fold made ahead.
+		n := s.cfg.Strategy.Next(t.snap) - t.version + 1
+		if t.snap > 0 && ev.pending < aheadBacklog {
+			n = min(n, aheadEvents)
+		}
+		t.tail = newTail(ev.seq, n)
 	}
 	data, header := ev.msg.Data(), ev.msg.Headers()
 	size := int64(len(data)+len(ev.msg.Subject())) + bufferedOverhead
@@ -78,14 +84,20 @@ func (s *Snapshotter) buffer(t *tally, ev event) {
 	s.stats.Buffered.Add(size)
 }
 
-// holds reports whether the tail holds the event at stream sequence seq.
-// A nil tail (not kept) holds nothing.
-func (b *buffer) holds(seq uint64) bool {
-	if b == nil {
-		return false
-	}
-	_, found := slices.BinarySearchFunc(b.events, seq, func(e buffered, seq uint64) int { return cmp.Compare(e.seq, seq) })
-	return found
+// newTail makes a tail whose first event after its actor's placement is at
+// stream sequence from, with room for n events (those up to the actor's
+// next placement on counts, or to its next fold made ahead), so that it is
+// not copied as it grows.
+func newTail(from, n uint64) *buffer {
+	return &buffer{events: make([]buffered, 0, min(n, maxPrealloc)), from: from}
+}
+
+// holds reports whether the event at stream sequence seq, one of the
+// tail's actor's, was counted after the actor's last placement: the tail
+// held it, or holds it (the actor's last event counted is at lastSeq). A
+// nil tail (not kept) holds nothing.
+func (b *buffer) holds(seq, lastSeq uint64) bool {
+	return b != nil && b.from != 0 && b.from <= seq && seq <= lastSeq
 }
 
 // release gives a tail's bytes back to the budget.

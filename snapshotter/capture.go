@@ -18,8 +18,9 @@ type job struct {
 	seq          uint64
 	msg          jetstream.Msg // the triggering event, settled after the capture; nil when none is held
 	queued       time.Time
-	tail         *buffer // the events since the previous placement, when all came through the hot path
+	tail         *buffer // the events since the previous placement (or fold made ahead), when all came through the hot path
 	gen          uint64  // the reset generation it was queued in
+	ahead        bool    // a fold made ahead (foldahead.go), not a capture
 }
 
 var (
@@ -56,7 +57,11 @@ func (s *Snapshotter) work(ctx, stop context.Context, rt *scripting.Runtime) {
 		if !ok {
 			return
 		}
-		s.runCapture(ctx, stop, rt, j)
+		if j.ahead {
+			s.runAhead(stop, rt, j)
+		} else {
+			s.runCapture(ctx, stop, rt, j)
+		}
 		s.captures.done(j.key)
 	}
 }
@@ -69,8 +74,7 @@ func (s *Snapshotter) runCapture(ctx, stop context.Context, rt *scripting.Runtim
 	if j.gen != s.gen.Load() {
 		// Queued before a reset: its actor is counted again, and its
 		// event, if any, belongs to a consumer that is gone.
-		s.release(j.tail)
-		s.stats.Queued.Add(-1)
+		s.unqueue(j)
 		return
 	}
 	s.stats.Running.Add(1)
@@ -108,9 +112,18 @@ func (s *Snapshotter) runCapture(ctx, stop context.Context, rt *scripting.Runtim
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
-	s.release(j.tail)
 	s.stats.Running.Add(-1)
-	s.stats.Queued.Add(-1)
+	s.unqueue(j)
+}
+
+// unqueue accounts for the end of job j, run or dropped.
+func (s *Snapshotter) unqueue(j job) {
+	s.release(j.tail)
+	if j.ahead {
+		s.stats.Ahead.Add(-1)
+	} else {
+		s.stats.Queued.Add(-1)
+	}
 }
 
 // abandonLater drops the queued captures of an actor whose capture j was
@@ -120,8 +133,7 @@ func (s *Snapshotter) runCapture(ctx, stop context.Context, rt *scripting.Runtim
 func (s *Snapshotter) abandonLater(j job) {
 	later := s.captures.drop(j.key)
 	for _, l := range later {
-		s.release(l.tail)
-		s.stats.Queued.Add(-1)
+		s.unqueue(l)
 	}
 	if len(later) > 0 {
 		s.log.Info("later captures of an abandoned actor left to be redelivered", "actor", j.key, "version", j.version, "later", len(later))
@@ -189,8 +201,14 @@ func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job)
 	for range 5 {
 		// The snapshot this process published last for the actor, if kept
 		// (bases.go), else the latest in the stream.
-		base, kept := s.takeBase(j.key)
-		kept = kept && base.Version < j.version
+		base, kept := s.takeBase(j.key, j.gen)
+		if kept && base.Version >= j.version {
+			// A capture of an older version (a redelivered trigger, a
+			// MaxAge capture at a fold made ahead): read what the stream
+			// holds, and leave the kept base to the next capture.
+			s.keepBase(j.key, base, j.gen)
+			kept = false
+		}
 		found, err := kept, error(nil)
 		if !kept {
 			s.stats.BaseReads.Add(1)
@@ -227,7 +245,7 @@ func (s *Snapshotter) capture(ctx context.Context, rt *scripting.Runtime, j job)
 			return snap, err
 		}
 		snap.Seq = seq
-		s.keepBase(j.key, snap)
+		s.keepBase(j.key, snap, j.gen)
 		return snap, nil
 	}
 	return Snapshot{}, fmt.Errorf("publish snapshot %s version %d: the subject kept changing", j.key, j.version)
@@ -289,7 +307,9 @@ func (s *Snapshotter) fold(ctx context.Context, rt *scripting.Runtime, script *s
 		return Snapshot{}, &ReducerError{Actor: j.key, Version: j.version, Err: err}
 	}
 	s.stats.ReplayEvents.Add(uint64(len(events)))
-	s.tel.folded(ctx, events)
+	if !j.ahead {
+		s.tel.folded(ctx, events)
+	}
 	last := events[len(events)-1]
 	return Snapshot{
 		Actor:     j.key,

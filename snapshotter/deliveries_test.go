@@ -214,7 +214,7 @@ func (d sharedDurable) next(seq, delivered uint64) jetstream.Msg {
 func (e *env) wantSnapshot(s *snapshotter.Snapshotter, actor string, version, lastSeq uint64) {
 	e.t.Helper()
 	waitFor(e.t, 10*time.Second, "deliveries counted and captures finished", func() bool {
-		return s.Stats().Waiting.Load() == 0 && s.Stats().Queued.Load() == 0
+		return s.Stats().Waiting.Load() == 0 && s.Stats().Queued.Load() == 0 && s.Stats().Ahead.Load() == 0
 	})
 	r := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, nil)
 	snap, err := r.Latest(context.Background(), actor)

@@ -41,6 +41,18 @@ func (q *captureQueue) put(j job) bool {
 	return true
 }
 
+// tryPut adds j if the queue is open and has room, without waiting.
+func (q *captureQueue) tryPut(j job) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed || len(q.jobs) >= q.limit {
+		return false
+	}
+	q.jobs = append(q.jobs, j)
+	q.ready.Signal()
+	return true
+}
+
 // take returns the oldest capture whose actor has none running, waiting
 // for one; the caller must call done with its key when it ends. After
 // close it returns the captures left, then false.

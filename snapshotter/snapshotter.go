@@ -128,15 +128,17 @@ type Stats struct {
 	Invalidated   atomic.Uint64 // bases ignored because the reducer changed
 	Resyncs       atomic.Uint64 // tallies counted again from the streams
 	Conflicts     atomic.Uint64 // publishes refused because the subject changed since the capture took its base (a newer snapshot, a purge)
-	ReplayEvents  atomic.Uint64 // events folded by captures
+	ReplayEvents  atomic.Uint64 // events folded by captures and folds made ahead
 	StreamReads   atomic.Uint64 // events captures read back from the stream (not from memory)
-	BaseReads     atomic.Uint64 // captures that read their base from the stream (none kept, bases.go)
+	BaseReads     atomic.Uint64 // captures and folds made ahead that read their base from the stream (none kept, bases.go)
+	FoldsAhead    atomic.Uint64 // folds made ahead of a placement, kept as the next capture's base (foldahead.go)
 	Evictions     atomic.Uint64 // actor buffers dropped to stay within BufferBytes
 	Buffered      atomic.Int64  // bytes of events buffered for captures and of kept bases
 	Tracked       atomic.Int64  // actors with a tally
 	Queued        atomic.Int64  // captures queued or running
 	Waiting       atomic.Int64  // deliveries waiting behind reads made ahead for new actors
 	Running       atomic.Int64  // captures running
+	Ahead         atomic.Int64  // folds made ahead queued or running (not in Queued)
 	Mismatches    atomic.Uint64 // snapshots found not to match the EVENTS stream (recreated stream)
 	Resets        atomic.Uint64 // times every tally was dropped (consumer re-bound, stream mismatch)
 }
@@ -274,7 +276,8 @@ type event struct {
 	typ, id string
 	token   string // the {event} token, if the pattern has one
 	seq     uint64
-	time    int64 // unix ns
+	time    int64  // unix ns
+	pending uint64 // events of the stream not yet delivered to the consumer
 }
 
 // Handle counts one delivered event and acknowledges it, or queues its
@@ -303,7 +306,7 @@ func (s *Snapshotter) Handle(msg jetstream.Msg) {
 		return
 	}
 	d := delivery{
-		ev:   event{msg: msg, typ: typ, id: id, token: token, seq: r.StreamSeq, time: r.Timestamp},
+		ev:   event{msg: msg, typ: typ, id: id, token: token, seq: r.StreamSeq, time: r.Timestamp, pending: r.Pending},
 		dseq: r.ConsumerSeq, delivered: r.Delivered,
 	}
 
@@ -356,7 +359,7 @@ func (s *Snapshotter) handle(d delivery, t *tally) {
 		s.evaluate(t, ev, nil)
 		return
 	}
-	if t != nil && t.epoch == s.epoch && d.delivered > 1 && t.tail.holds(ev.seq) {
+	if t != nil && t.epoch == s.epoch && d.delivered > 1 && t.tail.holds(ev.seq, t.lastSeq) {
 		// A redelivery of an event counted in this epoch after its actor's
 		// last placement (its acknowledgement was held back, by a slow
 		// capture before it, past AckWait): it is not a placement, and
@@ -393,6 +396,7 @@ func (s *Snapshotter) evaluate(t *tally, ev event, key *string) {
 	}
 	if !st.Due(t.version, t.snap, evType, aged) {
 		s.ack(ev.msg)
+		s.foldAhead(t, ev, key)
 		return
 	}
 	t.snap, t.oldest = t.version, 0
@@ -473,7 +477,7 @@ func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead, f
 				return err
 			}
 			t.lastSeq, t.version, t.snap = a.snap.LastSeq, a.snap.Version, a.snap.Version
-			s.keepBase(key, a.snap) // read already: the base of its next capture
+			s.keepBase(key, a.snap, s.gen.Load()) // read already: the base of its next capture
 		case !errors.Is(a.snapErr, ErrNoSnapshot):
 			return a.snapErr
 		}

@@ -97,7 +97,7 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 		metric.WithDescription("Captures whose fold failed (the reducer threw, timed out or returned a bad state), by actor type."))
 	check(err)
 	t.replay, err = m.Int64Histogram("jetsnap.replay.events", metric.WithUnit("{event}"),
-		metric.WithDescription("Events folded per capture; its mean is the average replay size."),
+		metric.WithDescription("Events folded per capture (after the folds made ahead of it); its mean is the average replay size."),
 		metric.WithExplicitBucketBoundaries(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000))
 	check(err)
 	t.duration, err = m.Float64Histogram("jetsnap.capture.duration", metric.WithUnit("s"),
@@ -105,7 +105,7 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 		metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
 	check(err)
 	t.foldWait, err = m.Float64Histogram("jetsnap.fold.wait", metric.WithUnit("s"),
-		metric.WithDescription("Time a capture waited for a fold slot (one per CPU, GOMAXPROCS): long waits mean the folds need more CPU."),
+		metric.WithDescription("Time a fold (a capture's, or one made ahead) waited for a fold slot (one per CPU, GOMAXPROCS): long waits mean the folds need more CPU."),
 		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5))
 	check(err)
 	t.size, err = m.Int64Histogram("jetsnap.snapshot.size", metric.WithUnit("By"),
@@ -137,7 +137,8 @@ func newTelemetry(o options, st *Stats) (*telemetry, error) {
 	counter("jetsnap.captures.no_reducer", "{capture}", "Due captures skipped: no reducer for the actor type.", &st.NoScript)
 	counter("jetsnap.snapshots.conflicts", "{snapshot}", "Publishes refused because the snapshot subject changed since the capture took its base (another snapshot, a purge).", &st.Conflicts)
 	counter("jetsnap.tallies.resynced", "{tally}", "Tallies counted again from the streams (new actors, restarts, redeliveries).", &st.Resyncs)
-	counter("jetsnap.capture.base_reads", "{read}", "Capture attempts that read their base snapshot from the stream, none being kept in memory.", &st.BaseReads)
+	counter("jetsnap.capture.base_reads", "{read}", "Capture attempts and folds made ahead that read their base snapshot from the stream, none being kept in memory.", &st.BaseReads)
+	counter("jetsnap.folds.ahead", "{fold}", "Folds made ahead of a placement, kept for the actor's next capture.", &st.FoldsAhead)
 	counter("jetsnap.replay.stream_reads", "{event}", "Events captures read back from the stream instead of memory.", &st.StreamReads)
 	gauge("jetsnap.actors.tracked", "{actor}", "Actors with a tally in memory.", st.Tracked.Load)
 	gauge("jetsnap.captures.queued", "{capture}", "Captures due and waiting for a worker.", func() int64 {
@@ -235,7 +236,8 @@ func (t *telemetry) folded(ctx context.Context, events []scripting.Event) {
 	}
 }
 
-// folding records that a capture got a fold slot after waiting for it.
+// folding records that a fold (a capture's, or one made ahead) got a fold
+// slot after waiting for it.
 func (t *telemetry) folding(ctx context.Context, waited time.Duration) {
 	t.foldWait.Record(ctx, waited.Seconds())
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
