@@ -237,6 +237,7 @@ type benchResult struct {
 	Snapshots       uint64  `json:"snapshots"`
 	ReplayEvents    uint64  `json:"replay_events"`
 	Evictions       uint64  `json:"evictions"`
+	FoldsAhead      uint64  `json:"folds_ahead"`
 	OtherMsgsPerEvt float64 `json:"direct_get_replies_per_event"`
 
 	// Snapshot lag.
@@ -254,6 +255,10 @@ type benchResult struct {
 	LagMaxPending    uint64 `json:"lag_max_undelivered"`
 	LagMaxAckPending int    `json:"lag_max_unacked"`
 	LagMaxQueued     int64  `json:"lag_max_captures_queued"`
+	// Folds made ahead of placements (snapshotter/foldahead.go), and events
+	// read back from the stream, while the lag was measured.
+	LagFoldsAhead  uint64 `json:"lag_folds_ahead"`
+	LagStreamReads uint64 `json:"lag_stream_reads"`
 	// Where the slowest 1 % of snapshots (lag at or above p99) spent their
 	// lag, on average: until jetsnap had the event and queued the capture,
 	// waiting for a worker, and in the capture (fold, reads, publish), of
@@ -463,9 +468,9 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 		}
 		defer p.stop()
 		res.ConsumeCPU = minPositive(res.ConsumeCPU, perEventUs(rs.cpu, o.events))
-		b.say("round %d: pipeline %v (%.0f events/s, %.1f µs CPU/event; every actor tracked after %v and %d events, %.0f events/s after that), %d snapshots, %d events read back, %d evictions, %d resyncs",
+		b.say("round %d: pipeline %v (%.0f events/s, %.1f µs CPU/event; every actor tracked after %v and %d events, %.0f events/s after that), %d snapshots, %d events read back, %d evictions, %d resyncs, %d folds made ahead",
 			r+1, rs.d.Round(time.Millisecond), rate(o.events, rs.d), perEventUs(rs.cpu, o.events), rs.warm.Round(time.Millisecond), rs.warmConsumed, rs.warmRate(o.events),
-			rs.published, rs.streamReads, rs.evictions, rs.resyncs)
+			rs.published, rs.streamReads, rs.evictions, rs.resyncs, rs.foldsAhead)
 		if r == 0 || rs.d < best.d {
 			best = rs
 		}
@@ -478,6 +483,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	res.ConsumeRatio = res.ConsumeRate / res.BareRate
 	res.Consumed, res.StreamReads, res.Resyncs = best.consumed, best.streamReads, best.resyncs
 	res.Snapshots, res.ReplayEvents, res.Evictions = best.published, best.replayEvents, best.evictions
+	res.FoldsAhead = best.foldsAhead
 	res.ReadBackPerEvt = float64(res.StreamReads) / float64(res.Consumed)
 	res.ReadAmplification = float64(res.Consumed+res.StreamReads) / float64(res.Consumed)
 	res.OtherMsgsPerEvt = float64(best.otherMsgs) / float64(res.Consumed)
@@ -501,8 +507,8 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	if err := b.lag(ctx, res, pubJS, adminJS, p); err != nil {
 		return nil, fmt.Errorf("lag: %w", err)
 	}
-	b.say("lag at %.0f events/s: p50 %.2f ms, p99 %.2f ms over %d snapshots; consumer backlog up to %d undelivered, %d unacknowledged; up to %d captures queued",
-		res.LagRate, res.LagP50Ms, res.LagP99Ms, res.LagSamples, res.LagMaxPending, res.LagMaxAckPending, res.LagMaxQueued)
+	b.say("lag at %.0f events/s: p50 %.2f ms, p99 %.2f ms over %d snapshots; consumer backlog up to %d undelivered, %d unacknowledged; up to %d captures queued; %d folds made ahead, %d events read back",
+		res.LagRate, res.LagP50Ms, res.LagP99Ms, res.LagSamples, res.LagMaxPending, res.LagMaxAckPending, res.LagMaxQueued, res.LagFoldsAhead, res.LagStreamReads)
 
 	// 5. Load of a long actor against a full replay.
 	if err := b.load(ctx, res, pubJS, adminJS, p); err != nil {
@@ -569,6 +575,7 @@ type roundStats struct {
 	d                                         time.Duration
 	consumed, streamReads, resyncs, published uint64
 	replayEvents, evictions, otherMsgs        uint64
+	foldsAhead                                uint64
 }
 
 // warmRate is the consume rate once every actor was tracked.
@@ -609,6 +616,7 @@ func (b *bench) pipeline(ctx context.Context, adminJS jetstream.JetStream, lastS
 	p.tick = nil
 	rs.consumed, rs.streamReads, rs.resyncs = st.Consumed.Load(), st.StreamReads.Load(), st.Resyncs.Load()
 	rs.published, rs.replayEvents, rs.evictions = st.Published.Load(), st.ReplayEvents.Load(), st.Evictions.Load()
+	rs.foldsAhead = st.FoldsAhead.Load()
 	// Everything else the pipeline's connection received: direct-get
 	// replies (tally resyncs, base snapshots, tails read back, end-of-batch
 	// statuses) and pull statuses.
@@ -1050,6 +1058,8 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 			}
 		}
 	}()
+	st := p.snap.Stats()
+	ahead0, reads0 := st.FoldsAhead.Load(), st.StreamReads.Load()
 	b.clock.start()
 	_, lastSeq, err := publish(ctx, pubJS, n, func(i int) *nats.Msg { return b.w.msg(offset+i, b.w.id(b.w.actor(offset+i))) }, pace,
 		func(i int, seq uint64) { seqs[i] = seq })
@@ -1064,6 +1074,7 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 	if err != nil {
 		return err
 	}
+	res.LagFoldsAhead, res.LagStreamReads = st.FoldsAhead.Load()-ahead0, st.StreamReads.Load()-reads0
 	if err := subNC.Flush(); err != nil {
 		return err
 	}
@@ -1238,6 +1249,7 @@ func (r *benchResult) print(w io.Writer) {
 	row("snapshot lag p50 / p99", fmt.Sprintf("%.1f / %.1f ms", r.LagP50Ms, r.LagP99Ms),
 		fmt.Sprintf("at %s, %s snapshots, max %.0f ms", rateStr(r.LagRate), count(r.LagSamples), r.LagMaxMs), "", "p99 <= 50 ms "+ok("lag_p99_ms"))
 	row("  captures queued, at most", count(int(r.LagMaxQueued)), fmt.Sprintf("%d workers, %d folds at once", r.Workers, r.Folds), "", "")
+	row("  folds made ahead, events read back", fmt.Sprintf("%s, %s", count(int(r.LagFoldsAhead)), count(int(r.LagStreamReads))), "while the lag was measured", "", "")
 	row("  slowest 1 %: due / queued / capture", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.LagSlowDueMs, r.LagSlowQueuedMs, r.LagSlowCaptureMs),
 		fmt.Sprintf("means: publish to due, wait for a worker, capture (%.1f ms of it waiting to fold)", r.LagSlowFoldWaitMs), "", "")
 	row(fmt.Sprintf("load %s-event actor p50 / p99", count(r.LongEvents)), fmt.Sprintf("%.2f / %.2f ms", r.LoadP50Ms, r.LoadP99Ms),
