@@ -19,13 +19,15 @@ import (
 // the state must hold exactly the actor's events. No fold is made ahead of
 // an actor's first snapshot (there is none to start from), nor while 1,000
 // events or more wait to be delivered (aheadBacklog). When another
-// snapshot was published in between (a capture on request), the publish
-// is refused, and the capture reads it and the events after it.
+// snapshot was published in between (a capture on request), or the
+// actor's snapshots purged (a forget), the publish is refused, and the
+// capture reads what the stream holds.
 func TestFoldAhead(t *testing.T) {
 	for _, c := range []struct {
 		name       string
 		backlog    int    // events published after the actor's 240, undelivered
 		capture    uint64 // version captured on request before the capture at 240, if not 0
+		forget     uint64 // version after which the actor is forgotten, if not 0
 		ahead      uint64 // folds made ahead by then
 		conflicts  uint64
 		readBack   uint64 // events read back from the stream
@@ -38,6 +40,10 @@ func TestFoldAhead(t *testing.T) {
 		// The capture at 240 starts from the fold made ahead at 224, is
 		// refused, and reads version 230 and the 10 events after it.
 		{name: "another snapshot", capture: 230, ahead: 4, aheadAt160: 2, conflicts: 1, readBack: 10},
+		// The capture at 240 starts from the fold made ahead at 224, is
+		// refused, finds no snapshot, and folds from version 0: the events
+		// after the forget make the actor known again.
+		{name: "forgotten", forget: 230, ahead: 4, aheadAt160: 2, conflicts: 1, readBack: 240},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -47,9 +53,9 @@ func TestFoldAhead(t *testing.T) {
 			publish := func(subject string, n int) {
 				e.publish(slices.Repeat([]string{subject}, n), slices.Repeat([]string{"Deposited"}, n))
 			}
-			first := 240 // x's events published before it is captured on request
-			if c.capture > 0 {
-				first = int(c.capture)
+			first := 240 // x's events published before it is captured on request or forgotten
+			if c.capture > 0 || c.forget > 0 {
+				first = int(max(c.capture, c.forget))
 			}
 			publish("events.account.x", first)
 			publish("events.account.other", c.backlog) // after x's: seqs 241 on
@@ -68,6 +74,13 @@ func TestFoldAhead(t *testing.T) {
 					e.wantSnapshot(a, "account.x", 160, 160) // the folds made ahead so far are done
 					if snap, err := r.Capture(context.Background(), "account.x"); err != nil || snap.Version != c.capture {
 						t.Fatalf("capture on request: version %d, %v; want %d", snap.Version, err, c.capture)
+					}
+					publish("events.account.x", 240-first)
+				}
+				if seq == c.forget {
+					e.wantSnapshot(a, "account.x", 160, 160)
+					if n, err := r.Forget(context.Background(), "account.x"); err != nil || n != 2 {
+						t.Fatalf("forget: %d snapshots purged, %v; want 2", n, err)
 					}
 					publish("events.account.x", 240-first)
 				}
