@@ -2,7 +2,6 @@ package snapshotter_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 
 	"github.com/jetsnap/jetsnap/snapshotter"
@@ -46,15 +45,7 @@ func TestKeptBase(t *testing.T) {
 			if got := a.Stats().Conflicts.Load(); got != 1 {
 				t.Errorf("%d publishes refused, want 1: the capture at version 6 starts from the kept version 3", got)
 			}
-			snap, err := r.Latest(context.Background(), "account.x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var s probeState
-			if err := json.Unmarshal(snap.State, &s); err != nil {
-				t.Fatal(err)
-			}
-			if s.N != 6 || s.SeqSum != 21 || s.Bad != 0 {
+			if s := e.latestProbe("account.x"); s.N != 6 || s.SeqSum != 21 || s.Bad != 0 {
 				t.Errorf("state at version 6: %+v; want n 6, seqSum 21, bad 0", s)
 			}
 		})

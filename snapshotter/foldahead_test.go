@@ -2,7 +2,6 @@ package snapshotter_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -101,15 +100,7 @@ func TestFoldAhead(t *testing.T) {
 			if got := stats.BaseReads.Load(); got != 1+c.conflicts {
 				t.Errorf("%d bases read from the stream, want %d: the first capture's, and one per refused publish", got, 1+c.conflicts)
 			}
-			snap, err := r.Latest(context.Background(), "account.x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var s probeState
-			if err := json.Unmarshal(snap.State, &s); err != nil {
-				t.Fatal(err)
-			}
-			if s.N != 240 || s.SeqSum != 240*241/2 || s.Last != 240 || s.Bad != 0 || s.Types["Deposited"] != 240 {
+			if s := e.latestProbe("account.x"); s.N != 240 || s.SeqSum != 240*241/2 || s.Last != 240 || s.Bad != 0 || s.Types["Deposited"] != 240 {
 				t.Errorf("state at version 240: %+v; want n 240, seqSum %d, last 240, bad 0, 240 Deposited", s, 240*241/2)
 			}
 		})

@@ -328,6 +328,21 @@ type probeState struct {
 	Types  map[string]int `json:"types"`
 }
 
+// latestProbe returns the state of actor's latest snapshot, made by probe.js.
+func (e *env) latestProbe(actor string) probeState {
+	e.t.Helper()
+	r := snapshotter.NewReader(snapshotter.ReaderConfig{Pattern: snapshotter.MustPattern("events.{type}.{id}")}, e.nc, nil)
+	snap, err := r.Latest(context.Background(), actor)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var s probeState
+	if err := json.Unmarshal(snap.State, &s); err != nil {
+		e.t.Fatalf("%s version %d: %v", actor, snap.Version, err)
+	}
+	return s
+}
+
 // referenceFold is probe.js in Go.
 func referenceFold(actor string, events []storedEvent) probeState {
 	s := probeState{Actor: actor, Types: map[string]int{}}
