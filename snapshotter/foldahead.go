@@ -3,7 +3,6 @@ package snapshotter
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/jetsnap/jetsnap/scripting"
 )
@@ -18,12 +17,13 @@ import (
 // published. Its next capture folds only the events after it, and
 // publishes expecting the last snapshot's sequence, as it would have.
 //
-// A fold made ahead gives the same snapshot: a reducer's state between two
-// events is the JSON it stores (the same round trip as from one snapshot
-// to the next), and Date.now and Math.random depend on each event, not on
-// where a fold starts. If the fold cannot be made (no snapshot lines up
-// with the events, a reducer error), its events are left to the capture to
-// read back from the stream, and the capture meets the same error itself.
+// A fold made ahead gives the same snapshot, for a reducer whose state is
+// plain data (README, The state): its state between two events is the JSON
+// it stores (the same round trip as from one snapshot to the next), and
+// Date.now and Math.random depend on each event, not on where a fold
+// starts. If the fold cannot be made (no snapshot lines up with the
+// events, a reducer error), its events are left to the capture to read
+// back from the stream and fold, reporting the error if it meets it.
 //
 // While the consumer is behind (a backlog, a restart), folds are not made
 // ahead: there, throughput counts, and a fold of a whole capture's events
@@ -50,7 +50,7 @@ func (s *Snapshotter) foldAhead(t *tally, ev event, key *string) {
 	}
 	next := newTail(t.tail.from, min(s.cfg.Strategy.Next(t.snap)-t.version, aheadEvents))
 	s.stats.Ahead.Add(1)
-	j := job{key: k, typ: ev.typ, id: ev.id, version: t.version, seq: ev.seq, tail: t.tail, gen: s.gen.Load(), ahead: true, queued: time.Now()}
+	j := job{key: k, typ: ev.typ, id: ev.id, version: t.version, seq: ev.seq, tail: t.tail, gen: s.gen.Load(), ahead: true}
 	if !s.captures.tryPut(j) {
 		s.stats.Ahead.Add(-1)
 		return
