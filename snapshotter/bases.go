@@ -21,10 +21,10 @@ import "sync"
 // the job that kept it); a fold that fails on a kept base for another
 // reason than the reducer (a mismatch with the stream) reads it instead.
 //
-// A base may also be a fold made ahead (foldahead.go): the state after some of
-// the events since the last snapshot, not published, whose Seq is that of
-// the last snapshot it starts from. It is used as any other base, and the
-// publish that follows expects that same sequence.
+// A base may also be a fold made ahead (foldahead.go): the state after
+// some of the events since the last snapshot, not published, whose Seq is
+// that of the last snapshot it starts from. It is used as any other base,
+// and the publish that follows expects that same sequence.
 //
 // Bases share Config.BufferBytes with the buffered tails, up to a quarter
 // of it: past that a new base replaces an old one at random. Tails matter

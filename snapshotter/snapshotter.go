@@ -8,10 +8,12 @@
 // one scripting.Runtime each, runs the captures, an actor's one at a time
 // and in order (captureQueue): take the actor's last snapshot (kept from
 // its previous capture, bases.go, or read from the stream) and the events
-// after it (buffered, or read), fold, publish. An
-// event is acknowledged once tallied, except an event that makes its actor
-// due: that one is acknowledged after its snapshot is published, so a crash
-// never loses a due snapshot.
+// after it (buffered, or read), fold, publish. While the consumer keeps
+// up, an actor's buffered events are also folded ahead of its placement, 32
+// at a time, in the same queue (foldahead.go), so that its capture folds
+// only the last few. An event is acknowledged once tallied, except an event
+// that makes its actor due: that one is acknowledged after its snapshot is
+// published, so a crash never loses a due snapshot.
 //
 // Tallies are soft state. An actor seen for the first time, or after the
 // consumer's deliveries stopped being contiguous (a restart, a redelivery,
