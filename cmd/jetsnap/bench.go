@@ -211,6 +211,9 @@ type benchResult struct {
 	BareFilteredRate float64 `json:"bare_consume_jetsnap_filter_events_per_s,omitempty"`
 	Filter           string  `json:"jetsnap_filter"`
 	ConsumeRate      float64 `json:"consume_events_per_s"`
+	// Each round's pipeline rate over the same round's bare consumer:
+	// the spread shows how much of consume_ratio is the machine's noise.
+	ConsumeRoundRatios []float64 `json:"consume_round_ratios"`
 	// Process CPU time per event (µs; with the embedded server, its work
 	// too), the least over the rounds: on a shared machine this shows the
 	// work, where throughput also shows what else ran.
@@ -456,6 +459,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 				return nil, err
 			}
 		}
+		bareRate := rate(o.events, d)
 		var rs roundStats
 		stopProfile, err := b.profile(r == 0)
 		if err != nil {
@@ -468,6 +472,7 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 		}
 		defer p.stop()
 		res.ConsumeCPU = minPositive(res.ConsumeCPU, perEventUs(rs.cpu, o.events))
+		res.ConsumeRoundRatios = append(res.ConsumeRoundRatios, rate(o.events, rs.d)/bareRate)
 		b.say("round %d: pipeline %v (%.0f events/s, %.1f µs CPU/event; every actor tracked after %v and %d events, %.0f events/s after that), %d snapshots, %d events read back, %d evictions, %d resyncs, %d folds made ahead",
 			r+1, rs.d.Round(time.Millisecond), rate(o.events, rs.d), perEventUs(rs.cpu, o.events), rs.warm.Round(time.Millisecond), rs.warmConsumed, rs.warmRate(o.events),
 			rs.published, rs.streamReads, rs.evictions, rs.resyncs, rs.foldsAhead)
@@ -1229,6 +1234,13 @@ func (r *benchResult) print(w io.Writer) {
 	}
 	if r.BareFilteredRate > 0 {
 		row("  bare with jetsnap's filter", "", fmt.Sprintf("%s: %s, %.1f µs", r.Filter, rateStr(r.BareFilteredRate), r.BareFilteredCPU), fmt.Sprintf("%.2f", r.BareFilteredRate/r.BareRate), "")
+	}
+	if len(r.ConsumeRoundRatios) > 1 {
+		ratios := make([]string, len(r.ConsumeRoundRatios))
+		for i, x := range r.ConsumeRoundRatios {
+			ratios[i] = fmt.Sprintf("%.2f", x)
+		}
+		row("  each round: pipeline / bare", "", "", strings.Join(ratios, ", "), "")
 	}
 	if r.WarmConsumeRate > 0 {
 		row("  once every actor is tracked", rateStr(r.WarmConsumeRate), fmt.Sprintf("after %s events, %.1f s", count(int(r.WarmUpEvents)), r.WarmUpS), "", "")

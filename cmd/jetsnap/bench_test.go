@@ -41,6 +41,9 @@ func TestBench(t *testing.T) {
 			t.Errorf("%s = %v, want a positive number", k, res[k])
 		}
 	}
+	if rr, ok := res["consume_round_ratios"].([]any); !ok || len(rr) != 1 || rr[0].(float64) <= 0 {
+		t.Errorf("consume_round_ratios = %v, want one positive ratio (one round)", res["consume_round_ratios"])
+	}
 	// The slowest snapshots' lag, taken apart from the capture spans: each
 	// part took time, and together they are within the lag measured from
 	// outside (the snapshot may be seen a little before its publish is
