@@ -47,19 +47,39 @@ func (s *Snapshotter) buffer(t *tally, ev event) {
 	if t.tail == nil {
 		return
 	}
+	header := ev.msg.Headers()
+	if len(header) == 0 {
+		// Often a map that package consumer emptied (it deletes the
+		// Nats-Pin-Id of batched acks): not kept alive for as long as the
+		// tail, where the GC walks it at every cycle.
+		header = nil
+	}
+	s.keep(t, buffered{subject: ev.msg.Subject(), token: ev.token, data: ev.msg.Data(), header: header, seq: ev.seq, time: ev.time}, ev.pending)
+}
+
+// bufferStored is buffer for an event read from the stream.
+func (s *Snapshotter) bufferStored(t *tally, sm storedMsg, pending uint64) {
+	s.keep(t, buffered{subject: sm.Subject, token: s.token(sm.Subject), data: sm.Data, header: sm.Header, seq: sm.Seq, time: sm.Time.UnixNano()}, pending)
+}
+
+// keep appends e to the actor's tail (see buffer); pending is how far
+// behind the consumer was when it came.
+func (s *Snapshotter) keep(t *tally, e buffered, pending uint64) {
+	if t.tail == nil {
+		return
+	}
 	if t.tail == emptyTail {
-		// ev is the first event after the placement. Room for the events
+		// e is the first event after the placement. Room for the events
 		// up to the next placement on counts or, while the consumer keeps
 		// up, to the next fold made ahead.
 		n := s.cfg.Strategy.Next(t.snap) - t.version + 1
-		if t.snap > 0 && ev.pending < aheadBacklog {
+		if t.snap > 0 && pending < aheadBacklog {
 			n = min(n, aheadEvents)
 		}
-		t.tail = newTail(ev.seq, n)
+		t.tail = newTail(e.seq, n)
 	}
-	data, header := ev.msg.Data(), ev.msg.Headers()
-	size := int64(len(data)+len(ev.msg.Subject())) + bufferedOverhead
-	for k, vs := range header {
+	size := int64(len(e.data)+len(e.subject)) + bufferedOverhead
+	for k, vs := range e.header {
 		size += int64(len(k))
 		for _, v := range vs {
 			size += int64(len(v))
@@ -71,15 +91,7 @@ func (s *Snapshotter) buffer(t *tally, ev event) {
 		t.tail = nil
 		return
 	}
-	if len(header) == 0 {
-		// Often a map that package consumer emptied (it deletes the
-		// Nats-Pin-Id of batched acks): not kept alive for as long as the
-		// tail, where the GC walks it at every cycle.
-		header = nil
-	}
-	t.tail.events = append(t.tail.events, buffered{
-		subject: ev.msg.Subject(), token: ev.token, data: data, header: header, seq: ev.seq, time: ev.time,
-	})
+	t.tail.events = append(t.tail.events, e)
 	t.tail.bytes += size
 	s.stats.Buffered.Add(size)
 }

@@ -132,6 +132,7 @@ type Stats struct {
 	Conflicts     atomic.Uint64 // publishes refused because the subject changed since the capture took its base (a newer snapshot, a purge)
 	ReplayEvents  atomic.Uint64 // events folded by captures and folds made ahead
 	StreamReads   atomic.Uint64 // events captures read back from the stream (not from memory)
+	WindowReads   atomic.Uint64 // events read into catch-up windows (window.go)
 	BaseReads     atomic.Uint64 // captures and folds made ahead that read their base from the stream (none kept, bases.go)
 	FoldsAhead    atomic.Uint64 // folds made ahead of a placement, kept as the next capture's base (foldahead.go)
 	Evictions     atomic.Uint64 // actor buffers dropped to stay within BufferBytes
@@ -179,6 +180,9 @@ type Snapshotter struct {
 	resetAsked atomic.Bool   // a worker found the stream changed: reset at the next event
 
 	bases bases // the last snapshot of actors, for their next capture (bases.go)
+
+	window    *window // events around the first deliveries after a restart (window.go)
+	windowGen uint64  // 1 + s.gen when a window was last tried
 
 	failedMu sync.Mutex
 	failed   map[string]job // the last capture of each actor whose reducer failed
@@ -334,6 +338,9 @@ func (s *Snapshotter) handle(d delivery, t *tally) {
 	if s.resetAsked.Load() && s.resetAsked.CompareAndSwap(true, false) {
 		s.resetLocked("the EVENTS stream no longer matches a snapshot")
 		t = nil
+	}
+	if s.window != nil {
+		s.passWindow(ev.seq)
 	}
 	// First deliveries come in stream order, so two of them with
 	// consecutive delivery sequences have no event of the stream between
@@ -497,6 +504,17 @@ func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead, f
 		}
 		s.install(key, t, fresh, firstDelivery)
 		return nil
+	}
+	if fresh && first != nil && first.err == nil && first.msg.Seq < ev.seq {
+		// Events since the snapshot, delivered before this process: the
+		// first capture needs them back, and so may every actor's.
+		s.openWindow(ctx, ev.seq)
+		if evs, ok := s.fromWindow(key, t.lastSeq+1, ev.seq-1); ok && len(evs) > 0 && evs[0].Seq == first.msg.Seq {
+			s.countWindowed(key, t, ev, evs)
+			s.install(key, t, fresh, firstDelivery)
+			s.evaluate(t, ev, &key)
+			return nil
+		}
 	}
 	k, err := s.countUpTo(ctx, filter, t.lastSeq+1, ev.seq, first)
 	if err != nil {
@@ -662,6 +680,7 @@ func (s *Snapshotter) resetLocked(reason string) {
 	}
 	clear(s.tallies)
 	s.dropBases()
+	s.dropWindow()
 	s.stats.Tracked.Store(0)
 	s.stats.Resets.Add(1)
 	s.gen.Add(1)
