@@ -59,6 +59,7 @@ type benchOpts struct {
 	longEvents              int
 	loads, replays          int
 	memActors               int
+	restartEvents           int
 	jsonPath                string
 	cpuProfile              string
 	streamSubject           string
@@ -94,6 +95,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&o.loads, "loads", 200, "Load calls timed")
 	fs.IntVar(&o.replays, "replays", 5, "full replays timed")
 	fs.IntVar(&o.memActors, "memory-actors", 1_000_000, "tracked actors for the memory figure")
+	fs.IntVar(&o.restartEvents, "restart-events", -1, "backlog a new process catches up on after a restart (default a quarter of --events; 0 skips)")
 	fs.StringVar(&o.jsonPath, "json", "", "also write the figures as JSON to this file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the first pipeline round (pipeline and embedded server) to this file")
 	fs.StringVar(&o.streamSubject, "stream-subject", "", "subject of the bench's event stream (default: as jetsnap's embedded mode makes EVENTS, "+consumer.StreamSubject(snapshotter.MustPattern(benchPattern).Filter())+"); "+snapshotter.MustPattern(benchPattern).Filter()+" lets the server skip filtering")
@@ -131,6 +133,9 @@ from the stream, which is far slower; give JETSNAP_BUFFER_BYTES about 300 MB.
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "jetsnap bench: unexpected argument %q\n", fs.Arg(0))
 		return 2
+	}
+	if o.restartEvents < 0 {
+		o.restartEvents = max(o.events/4, 1)
 	}
 	if o.events < 1 || o.actors < 1 || o.payload < 0 || o.foldEvents < 1 || o.foldRounds < 1 || o.rounds < 1 || o.longSpread < 0 || o.longEvents < 1 || o.loads < 1 || o.replays < 1 || o.memActors < 1 {
 		fmt.Fprintln(stderr, "jetsnap bench: --events, --actors, --fold-events, --fold-rounds, --rounds, --long-events, --loads, --replays and --memory-actors must be >= 1")
@@ -242,6 +247,16 @@ type benchResult struct {
 	Evictions       uint64  `json:"evictions"`
 	FoldsAhead      uint64  `json:"folds_ahead"`
 	OtherMsgsPerEvt float64 `json:"direct_get_replies_per_event"`
+
+	// A restart: the pipeline stopped, a backlog published, a new process
+	// (no tallies, tails or kept bases) on the same durable catching up.
+	RestartEvents      int     `json:"restart_events"`
+	RestartRate        float64 `json:"restart_events_per_s"`
+	RestartRatio       float64 `json:"restart_ratio"` // over the bare consumer's rate
+	RestartCPU         float64 `json:"restart_cpu_us_per_event"`
+	RestartStreamReads uint64  `json:"restart_stream_reads"`
+	RestartWindowReads uint64  `json:"restart_window_reads"` // events read into catch-up windows
+	RestartSnapshots   uint64  `json:"restart_snapshots"`
 
 	// Snapshot lag.
 	// The maximum ingest rate: events published as fast as they go while
@@ -492,6 +507,16 @@ func (b *bench) run(ctx context.Context) (*benchResult, error) {
 	res.ReadBackPerEvt = float64(res.StreamReads) / float64(res.Consumed)
 	res.ReadAmplification = float64(res.Consumed+res.StreamReads) / float64(res.Consumed)
 	res.OtherMsgsPerEvt = float64(best.otherMsgs) / float64(res.Consumed)
+
+	// A restart with a backlog; the new process runs the phases after it.
+	if o.restartEvents != 0 {
+		if p, err = b.restart(ctx, res, pubJS, adminJS, p); err != nil {
+			return nil, fmt.Errorf("restart: %w", err)
+		}
+		defer p.stop()
+		b.say("restart: a new process caught up on %d events in %.0f events/s (%.1f µs CPU/event), %d snapshots, %d events read back, %d read in catch-up windows",
+			res.RestartEvents, res.RestartRate, res.RestartCPU, res.RestartSnapshots, res.RestartStreamReads, res.RestartWindowReads)
+	}
 
 	// The reducer beside the native fold, with the pipeline idle.
 	b.folds(res)
@@ -962,6 +987,43 @@ func foldBoth(rt *scripting.Runtime, script *scripting.Script, folds [][]scripti
 	return js, native
 }
 
+// restart stops the caught-up pipeline p as SIGTERM does, publishes
+// --restart-events more events, and times a new pipeline on the same
+// durable and snapshot stream until it has acknowledged them: a process
+// that knows nothing yet (no tallies, tails or kept bases) counts every
+// actor against the streams, and its first capture of each reads back from
+// the stream the events since the actor's last snapshot.
+func (b *bench) restart(ctx context.Context, res *benchResult, pubJS, adminJS jetstream.JetStream, p *pipe) (*pipe, error) {
+	p.stop()
+	n := b.o.restartEvents
+	res.RestartEvents = n
+	offset := b.o.events
+	_, lastSeq, err := publish(ctx, pubJS, n, func(i int) *nats.Msg { return b.w.msg(offset+i, b.w.id(b.w.actor(offset+i))) }, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	nc, js, err := b.dial(p.durable + "-restarted")
+	if err != nil {
+		return nil, err
+	}
+	start, cpu0 := time.Now(), cpuTime()
+	q, err := b.startPipeline(ctx, nc, js, p.durable)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.caughtUp(ctx, adminJS, q.durable, lastSeq, uint64(n), q); err != nil {
+		q.stop()
+		return nil, err
+	}
+	d, cpu := time.Since(start), cpuTime()-cpu0
+	st := q.snap.Stats()
+	res.RestartRate, res.RestartCPU = rate(n, d), perEventUs(cpu, n)
+	res.RestartRatio = res.RestartRate / res.BareRate
+	res.RestartStreamReads, res.RestartSnapshots = st.StreamReads.Load(), st.Published.Load()
+	res.RestartWindowReads = st.WindowReads.Load()
+	return q, nil
+}
+
 // ingest publishes a quarter of the workload again, as fast as it goes,
 // while the caught-up pipeline p runs, and sets res.IngestRate from the time
 // until p has handled all of it: what the machine sustains with jetsnap
@@ -969,7 +1031,7 @@ func foldBoth(rt *scripting.Runtime, script *scripting.Script, folds [][]scripti
 func (b *bench) ingest(ctx context.Context, res *benchResult, pubJS, adminJS jetstream.JetStream, p *pipe) error {
 	n := max(b.o.events/4, 1)
 	res.IngestEvents = n
-	offset := b.o.events
+	offset := b.o.events + res.RestartEvents
 	start := time.Now()
 	_, lastSeq, err := publish(ctx, pubJS, n, func(i int) *nats.Msg { return b.w.msg(offset+i, b.w.id(b.w.actor(offset+i))) }, nil, nil)
 	if err != nil {
@@ -1021,7 +1083,7 @@ func (b *bench) lag(ctx context.Context, res *benchResult, pubJS, adminJS jetstr
 	res.LagEvents = n
 	sent := make([]time.Duration, n)
 	seqs := make([]uint64, n)
-	offset := b.o.events + res.IngestEvents
+	offset := b.o.events + res.RestartEvents + res.IngestEvents
 	start := time.Now()
 	pace := func(i int) {
 		for {
@@ -1138,7 +1200,7 @@ func (b *bench) load(ctx context.Context, res *benchResult, pubJS, adminJS jetst
 	tail := max(b.o.every/2, 1)
 	n := b.o.longEvents + tail
 	res.LongEvents = n
-	offset := b.o.events + res.IngestEvents + res.LagEvents
+	offset := b.o.events + res.RestartEvents + res.IngestEvents + res.LagEvents
 	spread := b.o.longSpread
 	msg := func(i int) *nats.Msg {
 		if i < b.o.longEvents || (i-b.o.longEvents)%(spread+1) == spread {
@@ -1255,6 +1317,11 @@ func (r *benchResult) print(w io.Writer) {
 		fmt.Sprintf("%s read back, %s consumed", count(int(r.StreamReads)), count(int(r.Consumed))), "", "<= 1.05 "+ok("read_amplification"))
 	row("  evictions, resyncs, snapshots", fmt.Sprintf("%s, %s, %s", count(int(r.Evictions)), count(int(r.Resyncs)), count(int(r.Snapshots))),
 		fmt.Sprintf("%.3f other direct-get replies/event", r.OtherMsgsPerEvt), "", "")
+	if r.RestartEvents > 0 {
+		row("consume after a restart", rateStr(r.RestartRate),
+			fmt.Sprintf("%s-event backlog, a new process: %s read back, %s in a window", count(r.RestartEvents), count(int(r.RestartStreamReads)), count(int(r.RestartWindowReads))),
+			fmt.Sprintf("%.2f", r.RestartRatio), "")
+	}
 	if r.IngestRate > 0 {
 		row("max ingest, jetsnap keeping up", rateStr(r.IngestRate), fmt.Sprintf("%s events published at once, until consumed", count(r.IngestEvents)), "", "")
 	}

@@ -23,7 +23,7 @@ func TestBench(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
 	}
-	for _, want := range []string{"consume, snapshots every 100", "reducer account.js", "read amplification", "snapshot lag", "load 1,050-event actor", "memory per tracked actor"} {
+	for _, want := range []string{"consume, snapshots every 100", "reducer account.js", "read amplification", "snapshot lag", "load 1,050-event actor", "memory per tracked actor", "consume after a restart"} {
 		if !strings.Contains(stdout.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, stdout.String())
 		}
@@ -40,6 +40,9 @@ func TestBench(t *testing.T) {
 		if v, ok := res[k].(float64); !ok || v <= 0 {
 			t.Errorf("%s = %v, want a positive number", k, res[k])
 		}
+	}
+	if v, ok := res["restart_events_per_s"].(float64); !ok || v <= 0 || res["restart_events"].(float64) != 750 {
+		t.Errorf("restart: %v events at %v events/s, want 750 (a quarter of --events) at a positive rate", res["restart_events"], res["restart_events_per_s"])
 	}
 	if rr, ok := res["consume_round_ratios"].([]any); !ok || len(rr) != 1 || rr[0].(float64) <= 0 {
 		t.Errorf("consume_round_ratios = %v, want one positive ratio (one round)", res["consume_round_ratios"])
