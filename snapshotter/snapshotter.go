@@ -339,9 +339,6 @@ func (s *Snapshotter) handle(d delivery, t *tally) {
 		s.resetLocked("the EVENTS stream no longer matches a snapshot")
 		t = nil
 	}
-	if s.window != nil {
-		s.passWindow(ev.seq)
-	}
 	// First deliveries come in stream order, so two of them with
 	// consecutive delivery sequences have no event of the stream between
 	// them that went elsewhere. A redelivery is an older event: newer ones
@@ -355,6 +352,9 @@ func (s *Snapshotter) handle(d delivery, t *tally) {
 	s.lastDseq, s.redelivery = d.dseq, d.delivered > 1
 	if !contiguous {
 		s.epoch++
+	}
+	if s.window != nil {
+		s.passWindow(ev.seq)
 	}
 	if t != nil && t.epoch == s.epoch && ev.seq > t.lastSeq && d.delivered == 1 {
 		// Hot path: every event of this actor since its last update was
@@ -508,8 +508,8 @@ func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead, f
 	if fresh && first != nil && first.err == nil && first.msg.Seq < ev.seq {
 		// Events since the snapshot, delivered before this process: the
 		// first capture needs them back, and so may every actor's.
-		s.openWindow(ctx, ev.seq)
-		if evs, ok := s.fromWindow(key, t.lastSeq+1, ev.seq-1); ok && len(evs) > 0 && evs[0].Seq == first.msg.Seq {
+		s.openWindow(ev.seq)
+		if evs, ok := s.fromWindow(key, first.msg.Seq, ev.seq-1, firstDelivery); ok && len(evs) > 0 && evs[0].Seq == first.msg.Seq {
 			s.countWindowed(key, t, ev, evs)
 			s.install(key, t, fresh, firstDelivery)
 			s.evaluate(t, ev, &key)

@@ -97,6 +97,7 @@ type storedMsg struct {
 	Header  nats.Header
 	Data    []byte
 	pending uint64 // messages matching the filter after this one (batch gets only)
+	prev    uint64 // the sequence of the message before it in the same batch reply, 0 for a batch's first (batch gets only)
 }
 
 type directGetRequest struct {
@@ -123,6 +124,9 @@ func parseStored(m *nats.Msg) (storedMsg, error) {
 	sm := storedMsg{Subject: m.Header.Get("Nats-Subject"), Seq: seq, Time: ts, Data: m.Data}
 	if p := m.Header.Get("Nats-Num-Pending"); p != "" {
 		sm.pending, _ = strconv.ParseUint(p, 10, 64)
+	}
+	if p := m.Header.Get("Nats-Last-Sequence"); p != "" {
+		sm.prev, _ = strconv.ParseUint(p, 10, 64)
 	}
 	for _, h := range directGetHeaders {
 		m.Header.Del(h)
@@ -251,6 +255,10 @@ func (s *store) batchIn(ctx context.Context, stream, filter string, from uint64,
 		sm, err := parseStored(m)
 		if err != nil {
 			return got, last, false, fmt.Errorf("read %s from stream %s: %w", filter, stream, err)
+		}
+		if sm.prev != 0 && sm.prev != last {
+			// Each reply names the one sent before it: one went missing.
+			return got, last, false, fmt.Errorf("read %s from stream %s: a reply of the batch was lost (seq %d follows seq %d, the last one received is %d)", filter, stream, sm.Seq, sm.prev, last)
 		}
 		got++
 		last = sm.Seq

@@ -1,30 +1,29 @@
 package snapshotter
 
-import (
-	"context"
-	"errors"
-)
+import "time"
 
 // Catching up after a restart. A process new to the durable knows no actor:
 // it counts each one against the streams at its first delivery, and the
 // events an actor had since its last snapshot, delivered to the process
 // before, must be read back for its first capture. Read actor by actor,
 // that costs the server a scan of the stream between two events of the
-// actor (its events lie among everyone else's) for every event: after a
-// restart, about as many events read back as there are actors times the
-// events between snapshots, each costing tens of microseconds of the
-// server's time. So the first actor found with such events makes Handle read
-// the stream around them once, in stream order (one scan for everyone),
-// into a window; the actors counted after that while the window lasts take
-// their events from it: their count, the placements among them and the
-// start of their tail, so that their first capture folds from memory.
+// actor (its events lie among everyone else's) for every event. So the
+// first actor found with such events makes Handle read the stream before
+// its delivery once, in stream order (one scan for everyone), into a
+// window; the actors counted after that while the window lasts take their
+// events from it: their count, the placements among them and the start of
+// their tail, so that their first capture folds from memory.
 //
 // The window holds every event of the subject pattern with a sequence in
 // [from, to], as the stream held them when read: what reading them one
-// actor at a time would have found, the stream only growing at its end. It
-// takes up to half of Config.BufferBytes, counted in Stats.Buffered; each
-// actor's events leave it as the actor is counted, and the rest goes once
-// deliveries pass its end, or at a reset.
+// actor at a time would have found, the stream only growing at its end.
+// The deliveries after it extend it while they stay contiguous (the
+// delivery epoch it was read in): every event after to then came to this
+// process, in order, so an actor new at a first delivery had none between
+// to and it. It takes up to half of Config.BufferBytes, counted in
+// Stats.Buffered; each actor's events leave it as the actor is counted,
+// and the rest goes once the deliveries stop extending it, at a reset, or
+// after as many deliveries as it read events.
 
 // window is the events of a range of the stream, by actor key.
 type window struct {
@@ -32,15 +31,12 @@ type window struct {
 	events   map[string][]storedMsg // in stream order
 	bytes    map[string]int64
 	gen      uint64 // s.gen when read
+	epoch    uint32 // s.epoch when read: deliveries since extend it while it lasts
+	left     int    // deliveries until it is dropped
 }
 
-// windowBack is the part of a window before the delivery that opens it:
-// most of it, as that is where the events to read back are; the rest covers
-// the deliveries of the actors' first events after it.
-const windowBack = 0.75
-
 // storedSize is what an event read from the stream costs in a window or a
-// tail, as buffer counts it.
+// tail, as keep counts it.
 func storedSize(sm storedMsg) int64 {
 	size := int64(len(sm.Data)+len(sm.Subject)) + bufferedOverhead
 	for k, vs := range sm.Header {
@@ -52,69 +48,80 @@ func storedSize(sm storedMsg) int64 {
 	return size
 }
 
-// openWindow reads a window around stream sequence at, once per reset, if
-// the budget has room. The caller holds s.mu.
-func (s *Snapshotter) openWindow(ctx context.Context, at uint64) {
+// openWindow reads the window before stream sequence at (the delivery being
+// counted), once per reset, if the budget has room. The caller holds s.mu.
+func (s *Snapshotter) openWindow(at uint64) {
 	gen := s.gen.Load()
-	if s.windowGen == gen+1 {
-		return // tried since the last reset
+	if s.windowGen == gen+1 || at <= 1 {
+		return // tried since the last reset, or nothing before at
 	}
 	s.windowGen = gen + 1
 	budget := s.cfg.BufferBytes/2 - s.stats.Buffered.Load()
+	if budget <= 0 {
+		return
+	}
+	// A read of up to 32 MiB a second, and more than one round trip.
+	ctx, cancel := s.drops.bind(s.readCtx, ioTimeout+time.Duration(budget>>25)*time.Second)
+	defer cancel()
 	stream, err := s.js.Stream(ctx, s.cfg.EventStream)
 	if err != nil {
 		s.log.Debug("catch-up window not read: stream info", "err", err)
 		return
 	}
 	state := stream.CachedInfo().State
-	if state.Msgs == 0 || budget <= 0 {
+	if state.Msgs == 0 || at <= state.FirstSeq {
 		return
 	}
 	n := uint64(budget) / (state.Bytes/state.Msgs + bufferedOverhead)
-	back := uint64(float64(n) * windowBack)
-	from := max(state.FirstSeq, at-min(at-1, back))
-	to := min(state.LastSeq, at+(n-back))
-	if to < from {
-		return
-	}
-	w := &window{from: from, to: to, events: map[string][]storedMsg{}, bytes: map[string]int64{}, gen: gen}
+	w := &window{from: max(state.FirstSeq, at-min(at-1, n)), events: map[string][]storedMsg{}, bytes: map[string]int64{}, gen: gen, epoch: s.epoch}
 	var total int64
-	read, err := s.store.scan(ctx, s.cfg.Pattern.Filter(), from, to, 0, func(sm storedMsg) error {
-		size := storedSize(sm)
-		if total+size > budget {
-			w.to = sm.Seq - 1 // the window ends before the first event it has no room for
-			return errStop
-		}
+	var last uint64 // the last sequence read: every event up to it is in
+	read, err := s.store.scan(ctx, s.cfg.Pattern.Filter(), w.from, at-1, 0, func(sm storedMsg) error {
 		typ, id, _, ok := s.cfg.Pattern.Match(sm.Subject)
 		if !ok {
+			last = sm.Seq
 			return nil
 		}
+		size := storedSize(sm)
+		if total+size > budget {
+			return errStop // the window ends before the first event it has no room for
+		}
 		key := typ + "." + id
+		// A copy: the reply's buffer also holds the direct get's headers.
+		sm.Data = append([]byte(nil), sm.Data...)
 		w.events[key] = append(w.events[key], sm)
 		w.bytes[key] += size
 		total += size
+		w.left++
+		last = sm.Seq
 		return nil
 	})
-	s.stats.WindowReads.Add(uint64(read))
-	if err != nil && !errors.Is(err, errStop) {
-		s.log.Warn("catch-up window not read; actors new to this process read their events back one by one", "err", err)
+	if err != nil {
+		// What was read before the failure is whole: keep it.
+		s.log.Warn("catch-up window read in part; actors whose events it lacks read them back one by one", "err", err, "to_seq", last)
+	}
+	if last < w.from || read == 0 {
 		return
 	}
-	if w.to < w.from {
-		return
-	}
+	// Up to the last event read: past it, a replica that is behind, or the
+	// budget, may have left events out.
+	w.to = last
+	s.stats.WindowReads.Add(uint64(w.left))
 	s.stats.Buffered.Add(total)
 	s.window = w
-	s.log.Info("catch-up window read: actors new to this process take their events from it",
-		"from_seq", w.from, "to_seq", w.to, "events", read, "actors", len(w.events), "bytes", total)
+	s.log.Info("catch-up window read: actors new to this process take their events since their snapshot from it",
+		"from_seq", w.from, "to_seq", w.to, "events", w.left, "actors", len(w.events), "bytes", total)
 }
 
-// fromWindow returns the events of key in [from, to] if the window holds
-// that range, and takes every event of key out of the window. ok is false
-// when it does not hold the range. The caller holds s.mu.
-func (s *Snapshotter) fromWindow(key string, from, to uint64) (evs []storedMsg, ok bool) {
+// fromWindow returns the events of key in [from, to], where to+1 is the
+// sequence of the delivery being counted, an actor's first to this
+// process, and takes every event of key out of the window. ok is false
+// when the window does not hold that range: an actor whose events start
+// before it reads them back from the stream, one by one, as before. The
+// caller holds s.mu.
+func (s *Snapshotter) fromWindow(key string, from, to uint64, firstDelivery bool) (evs []storedMsg, ok bool) {
 	w := s.window
-	if w == nil || w.gen != s.gen.Load() || from < w.from || to > w.to {
+	if w == nil || w.gen != s.gen.Load() || from < w.from || to > w.to && !(firstDelivery && s.epoch == w.epoch) {
 		return nil, false
 	}
 	evs = w.events[key]
@@ -132,11 +139,14 @@ func (s *Snapshotter) fromWindow(key string, from, to uint64) (evs []storedMsg, 
 	return evs[i:j], true
 }
 
-// passWindow drops the window once deliveries are past its end (an actor
-// first delivered there has events after it) or a reset made it stale. The
-// caller holds s.mu.
+// passWindow drops the window once it holds nothing more for the delivery
+// at seq: the deliveries stopped extending it and seq is past its end, a
+// reset made it stale, it is empty, or it has lasted as many deliveries as
+// it read events. The caller holds s.mu.
 func (s *Snapshotter) passWindow(seq uint64) {
-	if w := s.window; w != nil && (seq > w.to+1 || w.gen != s.gen.Load()) {
+	w := s.window
+	w.left--
+	if w.left < 0 || len(w.events) == 0 || w.gen != s.gen.Load() || s.epoch != w.epoch && seq > w.to+1 {
 		s.dropWindow()
 	}
 }
@@ -163,7 +173,11 @@ func (s *Snapshotter) countWindowed(key string, t *tally, ev event, evs []stored
 	start := 0 // evs[start:] come after the last placement
 	for i, sm := range evs {
 		v := t.version + uint64(i) + 1
-		if st.Due(v, t.snap, eventType(s.token(sm.Subject), sm.Header, sm.Data), false) {
+		var typ string
+		if st.UsesTypes() {
+			typ = eventType(s.token(sm.Subject), sm.Header, sm.Data)
+		}
+		if st.Due(v, t.snap, typ, false) {
 			t.snap, start = v, i+1
 			s.queue(job{key: key, typ: ev.typ, id: ev.id, version: v, seq: sm.Seq})
 		}
