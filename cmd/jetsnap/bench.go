@@ -995,6 +995,9 @@ func foldBoth(rt *scripting.Runtime, script *scripting.Script, folds [][]scripti
 // the stream the events since the actor's last snapshot.
 func (b *bench) restart(ctx context.Context, res *benchResult, pubJS, adminJS jetstream.JetStream, p *pipe) (*pipe, error) {
 	p.stop()
+	// As after a process's exit, its memory goes: the old pipeline's
+	// tallies, tails and kept bases would weigh on the new one's GC.
+	p.snap, p.ready, p.tick = nil, nil, nil
 	n := b.o.restartEvents
 	res.RestartEvents = n
 	offset := b.o.events
