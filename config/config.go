@@ -49,7 +49,7 @@ type Config struct {
 	AckWait          time.Duration       `envconfig:"JETSNAP_ACK_WAIT" default:"30s" desc:"consumer ack wait; longer than JETSNAP_SCRIPT_TIMEOUT"`
 	AckMode          string              `envconfig:"JETSNAP_ACK_MODE" default:"batch" desc:"batch: one process consumes the durable at a time and acks many events at once (others stand by); each: one ack per event, processes share the durable"`
 	MaxAckPending    int                 `envconfig:"JETSNAP_MAX_ACK_PENDING" default:"20000" desc:"consumer max ack pending: events in flight, >= 1"`
-	BufferBytes      int                 `envconfig:"JETSNAP_BUFFER_BYTES" default:"67108864" desc:"memory for events kept for captures, and up to a quarter of it for their base snapshots (64 MiB); past it captures read them back from the stream, >= 0"`
+	BufferBytes      int                 `envconfig:"JETSNAP_BUFFER_BYTES" default:"67108864" desc:"memory for events kept for captures, up to a quarter of it for their base snapshots, and up to half of it for a catch-up window after a restart (64 MiB); past it captures read events back from the stream, >= 0"`
 	DataDir          string              `envconfig:"JETSNAP_DATA_DIR" default:"./data" desc:"embedded server only: JetStream store directory"`
 	EmbeddedListen   string              `envconfig:"JETSNAP_EMBEDDED_LISTEN" default:"127.0.0.1:4222" desc:"embedded server only: host:port it listens on"`
 	HTTPAddr         string              `envconfig:"JETSNAP_HTTP_ADDR" default:":9464" desc:"host:port of /metrics, /healthz and /readyz"`

@@ -25,6 +25,9 @@
 // its actor's tail (counted after the last placement, its ack held back)
 // is acknowledged from memory. The first reads for new actors are made
 // ahead, many at once, while the deliveries behind them wait in order.
+// After a restart, new actors take their events since their snapshot from
+// one read of the stream around the first such delivery (window.go),
+// instead of one read per actor.
 package snapshotter
 
 import (
@@ -62,7 +65,7 @@ type Config struct {
 	QueueSize       int // captures queued before Handle blocks, whatever Workers is; default 1024
 	AckWait         time.Duration
 	ShutdownTimeout time.Duration // how long Run waits for queued captures at the end, default 10s
-	BufferBytes     int64         // memory for events buffered for captures and, up to a quarter of it, kept bases; default 64 MiB; 0 in the zero Config
+	BufferBytes     int64         // memory for events buffered for captures, up to a quarter of it for kept bases and half for a catch-up window; default 64 MiB; 0 in the zero Config
 	Limits          scripting.Limits
 	// Exclusive: every delivery of the durable comes to this process
 	// until the next Rewind, as with consumer.AckBatch, whose acker ends
