@@ -78,13 +78,7 @@ func (s *Snapshotter) keep(t *tally, e buffered, pending uint64) {
 		}
 		t.tail = newTail(e.seq, n)
 	}
-	size := int64(len(e.data)+len(e.subject)) + bufferedOverhead
-	for k, vs := range e.header {
-		size += int64(len(k))
-		for _, v := range vs {
-			size += int64(len(v))
-		}
-	}
+	size := eventSize(e.subject, e.data, e.header)
 	if s.stats.Buffered.Load()+size > s.cfg.BufferBytes {
 		s.stats.Evictions.Add(1)
 		s.release(t.tail)
@@ -94,6 +88,18 @@ func (s *Snapshotter) keep(t *tally, e buffered, pending uint64) {
 	t.tail.events = append(t.tail.events, e)
 	t.tail.bytes += size
 	s.stats.Buffered.Add(size)
+}
+
+// eventSize is what an event costs in a tail or a catch-up window.
+func eventSize(subject string, data []byte, header nats.Header) int64 {
+	size := int64(len(data)+len(subject)) + bufferedOverhead
+	for k, vs := range header {
+		size += int64(len(k))
+		for _, v := range vs {
+			size += int64(len(v))
+		}
+	}
+	return size
 }
 
 // newTail makes a tail whose first event after its actor's placement is at

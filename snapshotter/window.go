@@ -35,19 +35,6 @@ type window struct {
 	left     int    // deliveries until it is dropped
 }
 
-// storedSize is what an event read from the stream costs in a window or a
-// tail, as keep counts it.
-func storedSize(sm storedMsg) int64 {
-	size := int64(len(sm.Data)+len(sm.Subject)) + bufferedOverhead
-	for k, vs := range sm.Header {
-		size += int64(len(k))
-		for _, v := range vs {
-			size += int64(len(v))
-		}
-	}
-	return size
-}
-
 // openWindow reads the window before stream sequence at (the delivery being
 // counted), once per reset, if the budget has room. The caller holds s.mu.
 func (s *Snapshotter) openWindow(at uint64) {
@@ -82,7 +69,7 @@ func (s *Snapshotter) openWindow(at uint64) {
 			last = sm.Seq
 			return nil
 		}
-		size := storedSize(sm)
+		size := eventSize(sm.Subject, sm.Data, sm.Header)
 		if total+size > budget {
 			return errStop // the window ends before the first event it has no room for
 		}
