@@ -102,19 +102,23 @@ func (s *Snapshotter) openWindow(at uint64) {
 
 // fromWindow returns the events of key in [from, to], where to+1 is the
 // sequence of the delivery being counted, an actor's first to this
-// process, and takes every event of key out of the window. ok is false
-// when the window does not hold that range: an actor whose events start
-// before it reads them back from the stream, one by one, as before. The
-// caller holds s.mu.
+// process. ok is false when the window does not hold that range: an actor
+// whose events start before it reads them back from the stream, one by
+// one, as before. Either way it takes every event of key out of the
+// window: the actor is counted now, and never asks again. The caller holds
+// s.mu.
 func (s *Snapshotter) fromWindow(key string, from, to uint64, firstDelivery bool) (evs []storedMsg, ok bool) {
 	w := s.window
-	if w == nil || w.gen != s.gen.Load() || from < w.from || to > w.to && !(firstDelivery && s.epoch == w.epoch) {
+	if w == nil || w.gen != s.gen.Load() {
 		return nil, false
 	}
 	evs = w.events[key]
 	s.stats.Buffered.Add(-w.bytes[key])
 	delete(w.events, key)
 	delete(w.bytes, key)
+	if from < w.from || to > w.to && !(firstDelivery && s.epoch == w.epoch) {
+		return nil, false
+	}
 	i := 0
 	for i < len(evs) && evs[i].Seq < from {
 		i++
