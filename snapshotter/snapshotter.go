@@ -388,6 +388,11 @@ func (s *Snapshotter) handle(d delivery, t *tally) {
 		s.log.Warn("could not count event against the streams; it will be redelivered",
 			"actor", key, "seq", ev.seq, "err", err)
 		s.nak(ev.msg)
+		if s.window != nil {
+			// A delivery not counted: the ones after it no longer show
+			// every event past the window's end (window.go).
+			s.window.extend = false
+		}
 	}
 }
 
@@ -511,7 +516,7 @@ func (s *Snapshotter) resync(key string, t *tally, ev event, ahead *readAhead, f
 	if fresh && first != nil && first.err == nil && first.msg.Seq < ev.seq {
 		// Events since the snapshot, delivered before this process: the
 		// first capture needs them back, and so may every actor's.
-		s.openWindow(ev.seq)
+		s.openWindow(ev.seq, firstDelivery)
 		if evs, ok := s.fromWindow(key, first.msg.Seq, ev.seq-1, firstDelivery); ok && len(evs) > 0 && evs[0].Seq == first.msg.Seq {
 			s.countWindowed(key, t, ev, evs)
 			s.install(key, t, fresh, firstDelivery)

@@ -245,6 +245,10 @@ func (s *store) batchIn(ctx context.Context, stream, filter string, from uint64,
 		}
 		switch m.Header.Get("Status") {
 		case "204": // end of batch
+			if l := m.Header.Get("Nats-Last-Sequence"); l != "" && l != strconv.FormatUint(last, 10) {
+				// It names the last reply sent: that one went missing.
+				return got, last, false, fmt.Errorf("read %s from stream %s: a reply of the batch was lost (the batch ended at seq %s, the last one received is %d)", filter, stream, l, last)
+			}
 			p, _ := strconv.ParseUint(m.Header.Get("Nats-Num-Pending"), 10, 64)
 			return got, last, p > 0, stopErr
 		case "404":

@@ -1,7 +1,5 @@
 package snapshotter
 
-import "time"
-
 // Catching up after a restart. A process new to the durable knows no actor:
 // it counts each one against the streams at its first delivery, and the
 // events an actor had since its last snapshot, delivered to the process
@@ -17,10 +15,11 @@ import "time"
 // The window holds every event of the subject pattern with a sequence in
 // [from, to], as the stream held them when read: what reading them one
 // actor at a time would have found, the stream only growing at its end.
-// The deliveries after it extend it while they stay contiguous (the
-// delivery epoch it was read in): every event after to then came to this
-// process, in order, so an actor new at a first delivery had none between
-// to and it. It takes up to half of Config.BufferBytes, counted in
+// When it was read whole up to the first delivery that opened it, the
+// deliveries after that one extend it while they stay contiguous (the
+// delivery epoch it was read in) and each of them is counted: every event
+// after to then came to this process, in order, and was counted, so an
+// actor new at a first delivery had none between to and it. It takes up to half of Config.BufferBytes, counted in
 // Stats.Buffered; each actor's events leave it as the actor is counted,
 // and the rest goes once the deliveries stop extending it, at a reset, or
 // after as many deliveries as it read events.
@@ -32,12 +31,14 @@ type window struct {
 	bytes    map[string]int64
 	gen      uint64 // s.gen when read
 	epoch    uint32 // s.epoch when read: deliveries since extend it while it lasts
+	extend   bool   // read whole up to the first delivery that opened it, and no delivery since went uncounted
 	left     int    // deliveries until it is dropped
 }
 
 // openWindow reads the window before stream sequence at (the delivery being
-// counted), once per reset, if the budget has room. The caller holds s.mu.
-func (s *Snapshotter) openWindow(at uint64) {
+// counted; firstDelivery: its first), once per reset, if the budget has
+// room. The caller holds s.mu.
+func (s *Snapshotter) openWindow(at uint64, firstDelivery bool) {
 	gen := s.gen.Load()
 	if s.windowGen == gen+1 || at <= 1 {
 		return // tried since the last reset, or nothing before at
@@ -47,8 +48,8 @@ func (s *Snapshotter) openWindow(at uint64) {
 	if budget <= 0 {
 		return
 	}
-	// A read of up to 32 MiB a second, and more than one round trip.
-	ctx, cancel := s.drops.bind(s.readCtx, ioTimeout+time.Duration(budget>>25)*time.Second)
+	// Handle waits for it, and the rest of the delivery's count after it.
+	ctx, cancel := s.drops.bind(s.readCtx, ioTimeout/2)
 	defer cancel()
 	stream, err := s.js.Stream(ctx, s.cfg.EventStream)
 	if err != nil {
@@ -63,6 +64,7 @@ func (s *Snapshotter) openWindow(at uint64) {
 	w := &window{from: max(state.FirstSeq, at-min(at-1, n)), events: map[string][]storedMsg{}, bytes: map[string]int64{}, gen: gen, epoch: s.epoch}
 	var total int64
 	var last uint64 // the last sequence read: every event up to it is in
+	cut := false
 	read, err := s.store.scan(ctx, s.cfg.Pattern.Filter(), w.from, at-1, 0, func(sm storedMsg) error {
 		typ, id, _, ok := s.cfg.Pattern.Match(sm.Subject)
 		if !ok {
@@ -71,6 +73,7 @@ func (s *Snapshotter) openWindow(at uint64) {
 		}
 		size := eventSize(sm.Subject, sm.Data, sm.Header)
 		if total+size > budget {
+			cut = true
 			return errStop // the window ends before the first event it has no room for
 		}
 		key := typ + "." + id
@@ -91,8 +94,15 @@ func (s *Snapshotter) openWindow(at uint64) {
 		return
 	}
 	// Up to the last event read: past it, a replica that is behind, or the
-	// budget, may have left events out.
+	// budget, may have left events out. Read whole, and with nothing of the
+	// pattern's between that event and the delivery, it reaches the
+	// delivery, and the deliveries after a first one extend it.
 	w.to = last
+	if err == nil && !cut && firstDelivery {
+		if next, err := s.store.next(ctx, s.cfg.Pattern.Filter(), last+1); err == nil && next.Seq == at {
+			w.to, w.extend = at-1, true
+		}
+	}
 	s.stats.WindowReads.Add(uint64(w.left))
 	s.stats.Buffered.Add(total)
 	s.window = w
@@ -116,7 +126,7 @@ func (s *Snapshotter) fromWindow(key string, from, to uint64, firstDelivery bool
 	s.stats.Buffered.Add(-w.bytes[key])
 	delete(w.events, key)
 	delete(w.bytes, key)
-	if from < w.from || to > w.to && !(firstDelivery && s.epoch == w.epoch) {
+	if from < w.from || to > w.to && !(w.extend && firstDelivery && s.epoch == w.epoch) {
 		return nil, false
 	}
 	i := 0

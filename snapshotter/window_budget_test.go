@@ -10,7 +10,8 @@ import (
 // TestWindowBudget: the catch-up window's bytes are in Stats.Buffered until
 // each actor takes its events (whether or not the window holds its range)
 // or the window goes; it holds a range past its end only for a first
-// delivery in the epoch it was read in; and passWindow drops it once the
+// delivery in the epoch it was read in, if it reached its first delivery
+// and every delivery since was counted; and passWindow drops it once the
 // deliveries stopped extending it and passed its end, or after as many
 // deliveries as it read events.
 func TestWindowBudget(t *testing.T) {
@@ -28,7 +29,7 @@ func TestWindowBudget(t *testing.T) {
 		return storedMsg{Subject: "events.account." + id, Seq: seq, Data: []byte(`{"type":"Deposited","amount":1}`)}
 	}
 	open := func(left int) {
-		w := &window{from: 5, to: 40, events: map[string][]storedMsg{}, bytes: map[string]int64{}, gen: s.gen.Load(), epoch: s.epoch, left: left}
+		w := &window{from: 5, to: 40, events: map[string][]storedMsg{}, bytes: map[string]int64{}, gen: s.gen.Load(), epoch: s.epoch, left: left, extend: true}
 		for _, sm := range []storedMsg{ev("1", 10), ev("2", 15), ev("1", 20), ev("2", 25), ev("1", 30)} {
 			key := "account." + sm.Subject[len("events.account."):]
 			w.events[key] = append(w.events[key], sm)
@@ -72,6 +73,14 @@ func TestWindowBudget(t *testing.T) {
 	s.epoch++
 	if _, ok := s.fromWindow("account.1", 10, 99, true); ok {
 		t.Error("a range past the window's end was held after the deliveries stopped being contiguous")
+	}
+	// Not read whole up to its first delivery (cut by the budget, a read
+	// that failed), or a delivery since went uncounted: not extended.
+	s.dropWindow()
+	open(5)
+	s.window.extend = false
+	if _, ok := s.fromWindow("account.1", 10, 99, true); ok {
+		t.Error("a range past the end of a window that does not reach its delivery was held")
 	}
 
 	// passWindow: kept while the deliveries extend it, dropped past its end
