@@ -19,10 +19,11 @@ package snapshotter
 // deliveries after that one extend it while they stay contiguous (the
 // delivery epoch it was read in) and each of them is counted: every event
 // after to then came to this process, in order, and was counted, so an
-// actor new at a first delivery had none between to and it. It takes up to half of Config.BufferBytes, counted in
-// Stats.Buffered; each actor's events leave it as the actor is counted,
-// and the rest goes once the deliveries stop extending it, at a reset, or
-// after as many deliveries as it read events.
+// actor new at a first delivery had none between to and it. It takes up
+// to half of Config.BufferBytes, counted in Stats.Buffered; each actor's
+// events leave it as the actor is counted, and the rest goes once the
+// deliveries stop extending it, at a reset, or after as many deliveries as
+// it read events.
 
 // window is the events of a range of the stream, by actor key.
 type window struct {
