@@ -991,8 +991,9 @@ func foldBoth(rt *scripting.Runtime, script *scripting.Script, folds [][]scripti
 // --restart-events more events, and times a new pipeline on the same
 // durable and snapshot stream until it has acknowledged them: a process
 // that knows nothing yet (no tallies, tails or kept bases) counts every
-// actor against the streams, and its first capture of each reads back from
-// the stream the events since the actor's last snapshot.
+// actor against the streams, and finds each actor's events since its last
+// snapshot in a catch-up window or, where the window does not reach,
+// reads them back from the stream.
 func (b *bench) restart(ctx context.Context, res *benchResult, pubJS, adminJS jetstream.JetStream, p *pipe) (*pipe, error) {
 	p.stop()
 	// As after a process's exit, its memory goes: the old pipeline's
